@@ -1,0 +1,29 @@
+# The course's commands. Each sets up .venv by itself the first time (and does nothing more after).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test demo train clean
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, alone and pinned: a bare torch requirement would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q "$$(grep -E '^torch==' requirements.txt)"
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv and install the pinned course environment
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)  ## the main job: train the reference MLP and report test accuracy
+	$(BIN)/python -m helpers.train 128
+
+clean:  ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache

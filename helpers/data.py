@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -203,7 +204,7 @@ def _download(spec: IdxDataset, name: str, target: Path, mirrors: Sequence[str])
                 continue
             os.replace(tmp, target)  # atomic: a later run never sees a half-written file
             return
-        except (urllib.error.URLError, OSError, ValueError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
             failures.append(f"{url}: {err}")
         finally:
             tmp.unlink(missing_ok=True)

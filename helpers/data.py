@@ -56,7 +56,9 @@ class IdxDataset:
     Attributes:
         name: short name, also the default folder under ``data/``.
         files: split -> (images file name, labels file name), gzip-compressed IDX.
-        md5: file name -> published md5 of the .gz file.
+        md5: file name -> published md5 of the .gz file (what downloads are checked against).
+        raw_md5: file name -> md5 of its decompressed IDX bytes, so that a local copy that was
+            recompressed (Debian's Fashion-MNIST package is) can still be verified.
         mirrors: base URLs tried in order when a file is missing.
         env_var: environment variable that overrides the folder.
         default_roots: folders tried after the environment variable, in order; the
@@ -69,6 +71,7 @@ class IdxDataset:
     mirrors: Sequence[str]
     env_var: str
     default_roots: Sequence[Path] = field(default_factory=tuple)
+    raw_md5: Mapping[str, str] = field(default_factory=dict)
 
 
 _MNIST_FILES = {
@@ -93,6 +96,12 @@ DATASETS = {
         ),
         env_var="MNIST_ROOT",
         default_roots=(COURSE_DATA_DIR / "mnist",),
+        raw_md5={
+            "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+            "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+            "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+            "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+        },
     ),
     "fashion-mnist": IdxDataset(
         name="fashion-mnist",
@@ -107,6 +116,12 @@ DATASETS = {
         env_var="FASHION_MNIST_ROOT",
         # Debian's dataset-fashion-mnist package, then the course folder.
         default_roots=(Path("/usr/share/datasets/fashion-mnist"), COURSE_DATA_DIR / "fashion-mnist"),
+        raw_md5={  # measured on the decompressed files of Debian's dataset-fashion-mnist package
+            "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+            "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+            "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+        },
     ),
 }
 
@@ -216,6 +231,20 @@ def _download(spec: IdxDataset, name: str, target: Path, mirrors: Sequence[str])
     )
 
 
+def _content_matches(path: Path, raw_md5: str | None) -> bool:
+    """True when the decompressed bytes of a (recompressed) copy have the known md5."""
+    if raw_md5 is None:
+        return False
+    try:
+        with gzip.open(path, "rb") as f:
+            digest = hashlib.md5()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except (EOFError, OSError, zlib.error):
+        return False
+    return digest.hexdigest() == raw_md5
+
+
 def ensure_file(
     spec: IdxDataset, name: str, root: Path, download: bool = True, mirrors: Sequence[str] | None = None
 ) -> Path:
@@ -229,7 +258,7 @@ def ensure_file(
             )
         _download(spec, name, path, spec.mirrors if mirrors is None else mirrors)
     actual = md5_of(path)
-    if actual != spec.md5[name]:
+    if actual != spec.md5[name] and not _content_matches(path, spec.raw_md5.get(name)):
         raise DataError(
             f"{path}: md5 {actual} does not match the published {spec.md5[name]}, so the file is corrupted or "
             f"incomplete and will not be used. Delete it and load again to re-download it."

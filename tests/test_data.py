@@ -315,3 +315,19 @@ def test_fashion_mnist_through_the_same_code_path():
     images, labels = load_mnist("test", dataset="fashion-mnist", download=False)
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels, minlength=10).tolist() == [1000] * 10
+
+
+def test_a_recompressed_copy_is_verified_by_its_content(tmp_path):
+    files = tiny_dataset()
+    spec = spec_for(files)
+    raw = {name: gzip.decompress(blob) for name, blob in files.items()}
+    spec = IdxDataset(**{**spec.__dict__, "raw_md5": {name: md5(r) for name, r in raw.items()}})
+    recompressed = {name: gzip.compress(r, compresslevel=1, mtime=12345) for name, r in raw.items()}
+    assert recompressed != files
+    folder = write(tmp_path / "recompressed", recompressed)
+    images, _ = load_mnist("train", root=folder, dataset=spec, download=False)
+    np.testing.assert_array_equal(images, read_idx_file(tmp_path / "recompressed" / "train-images-idx3-ubyte.gz"))
+    # Different content under the same name is still refused.
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((12, 28, 28), np.uint8))))
+    with pytest.raises(DataError, match="does not match"):
+        load_mnist("train", root=folder, dataset=spec, download=False)

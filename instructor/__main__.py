@@ -1,0 +1,151 @@
+"""Instructor tooling: ``python -m instructor <command> --help``.
+
+Commands (each one concept, each its own module):
+  release     nbgrader generate_assignment (the gradebook learns the assignment)   instructor.release
+  examples    generate example submissions (reference, blank, mistakes, cheats)   instructor.examples
+  autograde   grade every submission in parallel, sandboxed                       instructor.autograde
+  feedback    per-student HTML feedback without hidden tests                      instructor.feedback
+  export      grades to CSV                                                        instructor.export
+  table       print the gradebook                                                  instructor.export
+  check       grader QA: examples -> grading -> caught/MISSED table                instructor.check
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_ASSIGNMENT = "mnist_mlp"
+
+
+def _course_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--course-dir", default=".",
+                        help="course folder holding nbgrader_config.py (default: current folder)")
+    parser.add_argument("--assignment", default=DEFAULT_ASSIGNMENT,
+                        help=f"nbgrader assignment id (default: {DEFAULT_ASSIGNMENT})")
+
+
+def _grading_args(parser: argparse.ArgumentParser) -> None:
+    from instructor.sandbox import Limits
+
+    default = Limits()
+    parser.add_argument("--workers", "-j", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at once (default: number of CPU cores)")
+    parser.add_argument("--wall-seconds", type=int, default=default.wall_seconds,
+                        help="wall-clock limit per submission (default: %(default)s)")
+    parser.add_argument("--memory-mb", type=int, default=default.memory_mb,
+                        help="address-space limit of a student's kernel (default: %(default)s)")
+    parser.add_argument("--cpu-seconds", type=int, default=default.cpu_seconds,
+                        help="CPU-time limit of a student's kernel (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=default.processes,
+                        help="process limit of a student's kernel (default: %(default)s)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="do not use bubblewrap (limits still apply); for comparisons only")
+    parser.add_argument("--keep-scratch", action="store_true",
+                        help="keep each submission's scratch course for inspection")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def grading_options(args: argparse.Namespace):
+    from instructor.autograde import GradingOptions
+    from instructor.sandbox import Limits
+
+    limits = Limits(cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb,
+                    processes=args.processes, wall_seconds=args.wall_seconds)
+    return GradingOptions(workers=max(1, args.workers), limits=limits,
+                          use_sandbox=not args.no_sandbox, keep_scratch=args.keep_scratch,
+                          progress=not args.no_progress)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m instructor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="run nbgrader generate_assignment for the assignment")
+    _course_args(p)
+
+    p = sub.add_parser("examples", help="generate example submissions into submitted/")
+    _course_args(p)
+    p.add_argument("--only", nargs="*", default=None,
+                   help="generate only these example students (default: all)")
+    p.add_argument("--clean", action="store_true",
+                   help="first remove every generated example student from submitted/")
+
+    p = sub.add_parser("autograde", help="grade every submission in parallel, sandboxed")
+    _course_args(p)
+    _grading_args(p)
+    p.add_argument("--student", nargs="*", default=None, help="grade only these students")
+
+    p = sub.add_parser("feedback", help="per-student HTML feedback without hidden tests")
+    _course_args(p)
+    p.add_argument("--student", nargs="*", default=None, help="only these students")
+
+    p = sub.add_parser("export", help="write the gradebook's grades to a CSV file")
+    _course_args(p)
+    p.add_argument("--output", default="grades.csv", help="CSV file (default: %(default)s)")
+
+    p = sub.add_parser("table", help="print the gradebook's scores for the assignment")
+    _course_args(p)
+
+    p = sub.add_parser("check", help="grader QA: examples, parallel grading, caught/MISSED table")
+    _course_args(p)
+    _grading_args(p)
+    p.add_argument("--repeat-reference", type=int, default=3,
+                   help="grade the reference this many times; all scores must agree (default: 3)")
+    p.add_argument("--only", nargs="*", default=None,
+                   help="check only these example students (default: all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from instructor.course import CourseError, load_course
+
+    try:
+        course = load_course(args.course_dir)
+        if args.command == "release":
+            from instructor.release import release
+            release(course, args.assignment)
+            return 0
+        if args.command == "examples":
+            from instructor.examples import write_examples
+            written = write_examples(course, args.assignment, only=args.only, clean=args.clean)
+            print(f"wrote {len(written)} example submissions to "
+                  f"{course.root / course.directories['submitted']}")
+            return 0
+        if args.command == "autograde":
+            from instructor.autograde import grade_assignment
+            from instructor.report import print_results
+            results = grade_assignment(course, args.assignment, grading_options(args),
+                                       students=args.student)
+            print_results(results)
+            return 0 if all(r.ok for r in results) else 1
+        if args.command == "feedback":
+            from instructor.feedback import generate_feedback
+            paths = generate_feedback(course, args.assignment, students=args.student)
+            print(f"wrote feedback for {len(paths)} students to "
+                  f"{course.root / course.directories['feedback']}")
+            return 0
+        if args.command == "export":
+            from instructor.export import export_csv
+            rows = export_csv(course, args.assignment, Path(args.output))
+            print(f"wrote {rows} rows to {args.output}")
+            return 0
+        if args.command == "table":
+            from instructor.export import print_gradebook
+            print_gradebook(course, args.assignment)
+            return 0
+        if args.command == "check":
+            from instructor.check import run_check
+            return run_check(course, args.assignment, grading_options(args),
+                             repeat_reference=args.repeat_reference, only=args.only)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Grade every submission of an assignment with N workers, each in its own sandboxed scratch course.
+
+For each student the parent builds a scratch course: a copy of nbgrader's config pointed at the
+scratch folder, a scratch gradebook holding only the assignment's definitions (the real gradebook with
+every student removed), the non-notebook files of ``source/<assignment>`` (nbgrader copies those over
+the submission; the source NOTEBOOKS are not copied: autograde restores test cells from the
+gradebook), and the student's submission. It then runs the real ``nbgrader autograde ASSIGNMENT
+--student ID`` there, inside ``instructor.sandbox.grader_view``; nbgrader starts the student's kernel
+through a kernelspec that puts it in ``instructor.sandbox.kernel_view`` (see that module for the
+threat model). When it finishes, the parent, the only writer of the real gradebook, merges the
+scratch results in one transaction (``instructor.merge``) and copies the autograded notebooks back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+
+from instructor.course import Course, CourseError, jupyter_env
+from instructor.merge import merge_submission, record_failure
+from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
+    python_install_paths
+from instructor.scan import suspicious_lines
+
+KERNEL_NAME = "instructor-sandbox"
+BWRAP_MISSING = ("WARNING: bubblewrap (bwrap) is missing or cannot run here, so student code is NOT "
+                 "walled off from the file system and the network (it could read the gradebook, the "
+                 "source notebooks and other submissions). CPU, memory, process and time limits still "
+                 "apply. Install it: apt-get install -y bubblewrap")
+
+
+@dataclass
+class GradeResult:
+    """What happened to one submission."""
+
+    student: str
+    ok: bool
+    score: float | None = None
+    max_score: float | None = None
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    reason: str = ""
+    flags: list[str] = field(default_factory=list)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    scratch: Path | None = None
+
+
+@dataclass
+class GradingOptions:
+    """How to grade.
+
+    Args:
+        workers: submissions graded at once.
+        limits: per-kernel rlimits and the per-submission wall clock.
+        use_sandbox: use bubblewrap when it works (False: limits only, e.g. for comparisons).
+        kernel_readonly: extra paths the student's kernel may read.
+        scratch_root: where scratch courses go (default: a fresh temp folder).
+        keep_scratch: leave scratch folders for inspection.
+        progress: show a progress bar.
+    """
+
+    workers: int = 2
+    limits: Limits = field(default_factory=Limits)
+    use_sandbox: bool = True
+    kernel_readonly: list[str] = field(default_factory=list)
+    scratch_root: Path | None = None
+    keep_scratch: bool = False
+    progress: bool = True
+
+
+def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
+    """A gradebook with the assignment's definitions and no students (copied from the real one).
+
+    Raises:
+        CourseError: the real gradebook or the assignment in it is missing.
+    """
+    real = course.gradebook_path
+    if not real.is_file():
+        raise CourseError(f"no gradebook at {real}: release the assignment first "
+                          f"(nbgrader generate_assignment {assignment}, or make release)")
+    with sqlite3.connect(real) as src, sqlite3.connect(dest) as dst:
+        src.backup(dst)  # consistent copy even if someone writes meanwhile
+    with Gradebook(f"sqlite:///{dest}", course.course_id) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise CourseError(f"assignment {assignment!r} is not in {real}: release it first "
+                              f"(nbgrader generate_assignment {assignment})") from None
+        for student in list(gb.students):
+            gb.remove_student(student.id)
+    with sqlite3.connect(dest) as db:
+        db.execute("VACUUM")
+    return dest
+
+
+def kernel_readonly_paths(course: Course, extra: list[str]) -> list[str]:
+    """What the student's kernel may read besides system folders: Python, the course's helper
+    package and data, MNIST."""
+    paths = python_install_paths()
+    for name in ("helpers", "data"):
+        if (course.root / name).exists():
+            paths.append(str(course.root / name))
+    if os.environ.get("MNIST_ROOT"):
+        paths.append(os.path.realpath(os.environ["MNIST_ROOT"]))
+    return paths + [os.path.realpath(p) for p in extra]
+
+
+def grader_readonly_paths(course: Course, kernel_paths: list[str]) -> list[str]:
+    """What the nbgrader process must see of the (otherwise hidden) course folder: the tools."""
+    instructor_pkg = str(Path(__file__).resolve().parent)
+    return sorted(set(kernel_paths + [instructor_pkg]))
+
+
+class Grader:
+    """Grades submissions of one assignment in parallel; see the module docstring."""
+
+    def __init__(self, course: Course, assignment: str, options: GradingOptions):
+        self.course = course
+        self.assignment = assignment
+        self.options = options
+        self.bwrap = find_bwrap() if options.use_sandbox else None
+        root = options.scratch_root
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        self.run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir=root))
+        self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
+        self.kernel_paths = kernel_readonly_paths(course, options.kernel_readonly)
+        self.grader_paths = grader_readonly_paths(course, self.kernel_paths)
+        self._slots: queue.Queue[int] = queue.Queue()
+        for slot in range(options.workers):
+            self._slots.put(slot)
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    # ---- one submission ----------------------------------------------------------------------------
+    def _scratch_course(self, index: int, student: str) -> Path:
+        scratch = self.run_dir / f"{index:03d}"
+        course_dir = scratch / "course"
+        dirs = self.course.directories
+        submitted = course_dir / dirs["submitted"] / student / self.assignment
+        shutil.copytree(self.course.folder("submitted", self.assignment, student), submitted,
+                        symlinks=False, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        source = self.course.folder("source", self.assignment)
+        shutil.copytree(source, course_dir / dirs["source"] / self.assignment,
+                        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+        shutil.copy(self.template, course_dir / "gradebook.db")
+        overrides = f"""
+# ---- instructor.autograde: this is a scratch course for one student --------------------------------
+c.CourseDirectory.root = {str(course_dir)!r}
+c.CourseDirectory.db_url = {"sqlite:///" + str(course_dir / "gradebook.db")!r}
+c.CourseDirectory.course_id = {self.course.course_id!r}
+c.Execute.kernel_name = {KERNEL_NAME!r}
+c.KernelManager.transport = "ipc"
+c.KernelManager.ip = {str(scratch / "ipc" / "k")!r}
+c.OverwriteCells.add_missing_cells = True
+"""
+        (course_dir / "nbgrader_config.py").write_text(self.course.config_text + overrides)
+        os.chmod(course_dir, 0o700)  # the kernel's uid must not read the scratch gradebook
+        (scratch / "ipc").mkdir()
+        return scratch
+
+    def _kernelspec(self, scratch: Path, env: dict[str, str], slot: int, student: str) -> None:
+        cores = os.cpu_count() or 1
+        settings = KernelSettings(
+            python=sys.executable, uid=FIRST_SANDBOX_UID + slot,
+            limits=self.options.limits.__dict__.copy(), readonly=self.kernel_paths,
+            workdir=str(scratch / "work"),
+            submitted_dir=str(scratch / "course" / self.course.directories["submitted"] / student
+                              / self.assignment),
+            ipc_dir=str(scratch / "ipc"), bwrap=self.bwrap,
+            threads=max(1, cores // self.options.workers))
+        settings.save(scratch / "kernel-settings.json")
+        spec_dir = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        spec = {"argv": [sys.executable, "-m", "instructor.kernel_launcher",
+                         str(scratch / "kernel-settings.json"), "{connection_file}"],
+                "display_name": "Python 3 (grading sandbox)", "language": "python",
+                "interrupt_mode": "message"}
+        (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+
+    def grade_one(self, index: int, student: str) -> GradeResult:
+        """Run ``nbgrader autograde`` for one student in its scratch course (in a worker thread)."""
+        start = time.monotonic()
+        slot = self._slots.get()
+        try:
+            scratch = self._scratch_course(index, student)
+            env = jupyter_env(scratch / "env")
+            self._kernelspec(scratch, env, slot, student)
+            command = [sys.executable, "-m", "nbgrader", "autograde", self.assignment,
+                       "--student", student, "--force"]
+            if self.bwrap:
+                command = grader_view(self.bwrap, scratch, self.course.root, self.grader_paths) + \
+                    ["--chdir", str(scratch / "course")] + command
+            log_path = scratch / "autograde.log"
+            returncode, peak_kb, timed_out = self._run(command, scratch / "course", env, log_path)
+        finally:
+            self._slots.put(slot)
+        result = GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
+                             peak_rss_mb=peak_kb / 1024, scratch=scratch)
+        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        if timed_out:
+            result.reason = (f"wall-clock limit of {self.options.limits.wall_seconds}s reached "
+                             f"(an endless loop that ignores interrupts?)")
+        elif returncode != 0:
+            result.reason = failure_reason(log, returncode)
+        else:
+            result.ok = True
+        return result
+
+    def _run(self, command: list[str], cwd: Path, env: dict[str, str],
+             log_path: Path) -> tuple[int, float, bool]:
+        """Run a command with a wall clock; returns (exit status, peak RSS in KiB, timed out)."""
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=_die_with_parent)
+        with self._lock:
+            self._running.add(proc)
+        deadline = time.monotonic() + self.options.limits.wall_seconds
+        timed_out = False
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    return proc.returncode, usage.ru_maxrss, timed_out
+                if time.monotonic() > deadline and not timed_out:
+                    timed_out = True
+                    _kill_tree(proc)
+                time.sleep(0.05)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+
+    # ---- all submissions ---------------------------------------------------------------------------
+    def grade(self, students: list[str]) -> list[GradeResult]:
+        """Grade ``students`` in parallel, merging each finished one into the real gradebook."""
+        from tqdm import tqdm
+
+        results: list[GradeResult] = []
+        bar = tqdm(total=len(students), desc=f"grading {self.assignment}", unit="submission",
+                   disable=not self.options.progress, file=sys.stderr)
+        try:
+            with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+                futures = {pool.submit(self.grade_one, i, s): s for i, s in enumerate(students)}
+                try:
+                    for future in as_completed(futures):
+                        result = self._finish(future.result())
+                        results.append(result)
+                        bar.update(1)
+                        if not result.ok:
+                            bar.write(f"FAILED to grade {result.student}: {result.reason}",
+                                      file=sys.stderr)
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    self.kill_all()
+                    raise
+        finally:
+            bar.close()
+            if not self.options.keep_scratch:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        return sorted(results, key=lambda r: r.student)
+
+    def _finish(self, result: GradeResult) -> GradeResult:
+        """Merge one result into the real gradebook and copy its autograded notebooks (main thread)."""
+        index = result.scratch
+        submitted_nbs = sorted((index / "course" / self.course.directories["submitted"]
+                                / result.student / self.assignment).glob("*.ipynb"))
+        for notebook in submitted_nbs:
+            for lineno, reason in suspicious_lines(notebook):
+                result.flags.append(f"{notebook.name}:{lineno} {reason}")
+        real_url = self.course.db_url
+        if result.ok:
+            self._copy_autograded(index, result.student)
+            result.score = merge_submission(real_url, f"sqlite:///{index}/course/gradebook.db",
+                                            self.assignment, result.student,
+                                            flag=bool(result.flags))
+        else:
+            result.score = record_failure(real_url, self.assignment, result.student)
+        with Gradebook(real_url) as gb:
+            submission = gb.find_submission(self.assignment, result.student)
+            result.max_score = submission.max_score
+            result.scores = {f"{g.notebook.name}/{g.name}": g.score
+                             for nb in submission.notebooks for g in nb.grades}
+        if not self.options.keep_scratch:
+            shutil.rmtree(index, ignore_errors=True)
+        return result
+
+    def _copy_autograded(self, scratch: Path, student: str) -> None:
+        """Copy the autograded notebooks (only notebooks: nothing else the student wrote) back."""
+        src = scratch / "course" / self.course.directories["autograded"] / student / self.assignment
+        dest = self.course.folder("autograded", self.assignment, student)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt"]:
+            if (src / name).is_file():
+                tmp = dest / f".{name}.tmp"
+                shutil.copyfile(src / name, tmp)
+                os.replace(tmp, dest / name)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            for proc in list(self._running):
+                _kill_tree(proc)
+
+
+def failure_reason(log: str, returncode: int) -> str:
+    """One line saying why ``nbgrader autograde`` failed, from its log."""
+    checks = [("DeadKernelError", "the kernel died (os._exit, a crash, or a resource limit)"),
+              ("Kernel died", "the kernel died (os._exit, a crash, or a resource limit)"),
+              ("UnresponsiveKernelError", "the kernel stopped responding"),
+              ("No reply from kernel", "a cell timed out and the kernel did not recover")]
+    for needle, reason in checks:
+        if needle in log:
+            return reason
+    errors = [line.strip() for line in log.splitlines() if "| ERROR]" in line]
+    detail = errors[0][:200] if errors else (log.strip().splitlines() or ["no output"])[-1][:200]
+    return f"nbgrader autograde exited with status {returncode}: {detail}"
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the grading command dies, so no grading outlives it."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def grade_assignment(course: Course, assignment: str, options: GradingOptions,
+                     students: list[str] | None = None) -> list[GradeResult]:
+    """Grade all (or the given) submissions of ``assignment``; warn loudly when there is no sandbox.
+
+    Raises:
+        CourseError: nothing to grade, or the assignment was not released.
+    """
+    students = students if students is not None else course.students(assignment)
+    if not students:
+        raise CourseError(f"no submissions of {assignment!r} in "
+                          f"{course.root / course.directories['submitted']}: expected "
+                          f"submitted/<student>/{assignment}/*.ipynb (python -m instructor examples "
+                          f"makes example ones)")
+    grader = Grader(course, assignment, options)
+    if options.use_sandbox and not grader.bwrap:
+        print(BWRAP_MISSING, file=sys.stderr)
+    return grader.grade(students)

@@ -1,0 +1,106 @@
+"""An nbgrader course on disk: its folders, gradebook, notebooks and students, read from its config.
+
+Everything here comes from the course's own ``nbgrader_config.py`` through nbgrader's
+``CourseDirectory``, so the tooling follows whatever layout the course configures.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbgrader.coursedir import CourseDirectory
+from traitlets.config.loader import PyFileConfigLoader
+
+CONFIG_FILE = "nbgrader_config.py"
+
+
+class CourseError(Exception):
+    """The course is not where it was looked for, or is missing something; the message says what to do."""
+
+
+@dataclass
+class Course:
+    """A course folder and what nbgrader's config says about it."""
+
+    root: Path
+    course_id: str
+    db_url: str
+    config_text: str
+    directories: dict[str, str]
+
+    def folder(self, kind: str, assignment: str, student: str = ".") -> Path:
+        """Folder of ``kind`` (source, release, submitted, autograded, feedback) for an assignment."""
+        return self.root / self.directories[kind] / student / assignment
+
+    def source_notebooks(self, assignment: str) -> list[Path]:
+        """The instructor's notebooks of an assignment, sorted by name."""
+        folder = self.folder("source", assignment)
+        notebooks = sorted(p for p in folder.glob("*.ipynb"))
+        if not notebooks:
+            raise CourseError(f"no notebooks in {folder}: is the assignment id right "
+                              f"(assignments here: {', '.join(self.assignments()) or 'none'})?")
+        return notebooks
+
+    def assignments(self) -> list[str]:
+        source = self.root / self.directories["source"]
+        return sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
+
+    def students(self, assignment: str) -> list[str]:
+        """Students with a submission of ``assignment`` in the submitted folder."""
+        submitted = self.root / self.directories["submitted"]
+        if not submitted.is_dir():
+            return []
+        return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
+
+    @property
+    def gradebook_path(self) -> Path:
+        if not self.db_url.startswith("sqlite:///"):
+            raise CourseError(f"only SQLite gradebooks are supported, the config says {self.db_url}")
+        return Path(self.db_url[len("sqlite:///"):])
+
+
+def load_course(root: str | os.PathLike = ".") -> Course:
+    """Read the course at ``root`` (the folder holding ``nbgrader_config.py``).
+
+    Raises:
+        CourseError: no config file there.
+    """
+    root = Path(root).resolve()
+    config_path = root / CONFIG_FILE
+    if not config_path.is_file():
+        raise CourseError(f"no {CONFIG_FILE} in {root}: run this from the course folder or pass "
+                          f"--course-dir")
+    config = PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+    if "root" not in config.get("CourseDirectory", {}):
+        config.CourseDirectory.root = str(root)
+    coursedir = CourseDirectory(config=config)
+    directories = {kind: getattr(coursedir, f"{kind}_directory")
+                   for kind in ("source", "release", "submitted", "autograded", "feedback")}
+    return Course(root=Path(coursedir.root).resolve(), course_id=coursedir.course_id,
+                  db_url=coursedir.db_url, config_text=config_path.read_text(),
+                  directories=directories)
+
+
+def jupyter_env(base: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for running nbgrader/Jupyter without touching the home folder.
+
+    Args:
+        base: a private folder; Jupyter, IPython, matplotlib and XDG dirs are made inside it.
+        extra: more variables to set.
+    """
+    env = dict(os.environ)
+    for var, sub in [("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_DATA_DIR", "jupyter-data"),
+                     ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"),
+                     ("MPLCONFIGDIR", "matplotlib"), ("XDG_CACHE_HOME", "cache"),
+                     ("XDG_CONFIG_HOME", "config")]:
+        path = base / sub
+        path.mkdir(parents=True, exist_ok=True)
+        env[var] = str(path)
+    env["MPLBACKEND"] = "Agg"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # the venv's scripts first, so `python -m nbgrader` and kernels use the same interpreter
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(extra or {})
+    return env

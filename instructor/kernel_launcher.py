@@ -1,0 +1,117 @@
+"""The kernelspec entry point that starts a student's kernel inside its sandbox.
+
+nbgrader (through nbclient and jupyter_client) starts kernels from a kernelspec. The scratch course of
+each submission gets a kernelspec whose argv is::
+
+    python -m instructor.kernel_launcher SETTINGS.json {connection_file}
+
+This process runs where nbgrader runs (trusted), prepares the kernel's private working folder with the
+student's own files only, hands the kernel a copy of the connection file it may read, and then
+replaces itself with bubblewrap (``instructor.sandbox.kernel_view``) running a tiny privilege-dropping
+shim that sets the rlimits, becomes an unprivileged uid and execs ipykernel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from instructor.sandbox import DROP_PRIVILEGES, KernelSettings, kernel_environment, kernel_view
+
+
+def prepare_workdir(settings: KernelSettings, cwd: str) -> None:
+    """Fill the kernel's working folder with the student's files.
+
+    The notebooks are the ones the student submitted (no restored hidden tests); other files are
+    those nbgrader put next to the notebook being graded (the instructor's versions where they exist).
+    """
+    workdir = Path(settings.workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.copytree(settings.submitted_dir, workdir, symlinks=False,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for entry in Path(cwd).iterdir():
+        if entry.suffix == ".ipynb" or entry.name.startswith("."):
+            continue
+        target = workdir / entry.name
+        if entry.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(entry, target, symlinks=False)
+        elif entry.is_file():
+            shutil.copy2(entry, target)
+    _chown_tree(workdir, settings.uid)
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    if os.getuid() != 0:
+        return
+    os.chown(root, uid, uid)
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
+
+
+def nproc_limit(settings: KernelSettings) -> int:
+    """RLIMIT_NPROC for the kernel.
+
+    As root the kernel becomes its own uid, so the limit is the kernel's budget. As an ordinary user
+    the count includes the user's other processes, so the budget goes on top of what is running now.
+    """
+    budget = settings.limits["processes"]
+    if os.getuid() == 0:
+        return budget
+    running = sum(1 for p in Path("/proc").iterdir()
+                  if p.name.isdigit() and _owner(p) == os.getuid())
+    return running + budget
+
+
+def _owner(path: Path) -> int | None:
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2:
+        sys.exit("usage: python -m instructor.kernel_launcher SETTINGS.json CONNECTION_FILE [ARGS...]")
+    settings = KernelSettings.load(argv[0])
+    connection_file, extra = argv[1], argv[2:]
+    cwd = os.getcwd()
+    prepare_workdir(settings, cwd)
+
+    # the kernel may read only its own copy of the connection file (jupyter writes it 0600 as us)
+    ipc_dir = Path(settings.ipc_dir)
+    kernel_connection = ipc_dir / "kernel-connection.json"
+    kernel_connection.write_text(Path(connection_file).read_text())
+    os.chmod(kernel_connection, 0o600)
+    _chown_tree(ipc_dir, settings.uid)
+
+    rlimits = _rlimits(settings)
+    shim = {
+        "rlimits": rlimits,
+        "uid": settings.uid,
+        "argv": [settings.python, "-m", "ipykernel_launcher", "-f", str(kernel_connection), *extra],
+    }
+    command = [settings.python, "-c", DROP_PRIVILEGES, json.dumps(shim)]
+    if settings.bwrap:
+        os.execv(settings.bwrap, kernel_view(settings.bwrap, settings, cwd) + command)
+    else:
+        # no file-system/network wall (the grader has already said so loudly); limits still apply,
+        # and the kernel starts in its private folder rather than next to the autograded notebook
+        os.chdir(settings.workdir)
+        os.execve(settings.python, command, kernel_environment(settings))
+
+
+def _rlimits(settings: KernelSettings) -> dict[str, int]:
+    from instructor.sandbox import Limits
+
+    limits = Limits(**settings.limits).rlimits()
+    limits["RLIMIT_NPROC"] = nproc_limit(settings)
+    return limits
+
+
+if __name__ == "__main__":
+    main()

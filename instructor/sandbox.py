@@ -1,0 +1,231 @@
+"""Sandboxes for grading: what a student's code may see, write and spend.
+
+Threat model (the honest version).
+
+Grading runs two kinds of code. nbgrader itself (trusted: the instructor's machinery, which needs the
+gradebook with the hidden tests) and the student's notebook, executed cell by cell in an IPython kernel
+(untrusted). We put a wall around each:
+
+* ``grader_view`` (outer): the ``nbgrader autograde`` process for ONE student runs in a per-submission
+  scratch course (its own scratch gradebook, the submission, no source notebooks) with no network, its
+  own pid namespace, and nothing of the real course visible except the read-only tools it needs
+  (.venv, the instructor and helpers packages). Only its scratch folder is writable. It never sees the
+  real gradebook, ``source/`` or other students.
+* ``kernel_view`` (inner, nested in the outer one): the student's kernel. It is built from a whitelist
+  (system folders, the Python install, .venv, the course's helpers package, the MNIST folder), all
+  read-only, plus a writable working folder holding only the student's OWN files (the submitted
+  notebooks as they handed them in, never the autograded copy into which nbgrader restores the hidden
+  tests) and a small tmpfs /tmp. It cannot see the scratch gradebook, ``source/``, the real course or
+  any other student. It runs as an unprivileged uid (one per worker slot, so RLIMIT_NPROC counts only
+  its own processes: that limit is not enforced for root), with rlimits for CPU seconds, address space,
+  processes, file size and open files, no network (it talks to nbgrader over unix sockets: the ZMQ
+  ``ipc`` transport), in a pid namespace that dies with it (no process outlives the kernel).
+  The parent also enforces a wall-clock limit per submission and kills the whole tree.
+
+What this does NOT stop: the hidden tests are executed in the student's kernel, because that is how
+nbgrader grades (they need the student's definitions). Code that runs before them in the same process
+can observe them (IPython events, input transformers, ``sys.settrace``) and can try to subvert them
+(replace ``run_cell``, rebind helpers the tests use). We make the common forms fail: nbgrader restores
+edited/deleted test cells, an error reply without an error output still scores 0 (``showtraceback``
+overrides), hidden tests capture fresh references, a static scan flags interpreter-level tricks for
+review (``instructor.scan``) and feedback scrubs any output line that quotes a hidden test. A student
+who studies this tooling and writes a targeted interpreter-level exploit can still defeat a
+same-process test; that needs a human look, which the flags ask for.
+
+Without bubblewrap the limits (rlimits, uid drop, wall clock) still apply, but the file-system and
+network walls do not: the caller must say so loudly (``instructor.autograde`` does).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+#: Uids for sandboxed kernels: one per worker slot, so concurrent kernels do not share a process count.
+FIRST_SANDBOX_UID = 64000
+
+
+@dataclass
+class Limits:
+    """Resource limits for one student's kernel (rlimits) and one submission (wall clock).
+
+    Args:
+        cpu_seconds: RLIMIT_CPU of the kernel (all its cells together).
+        memory_mb: RLIMIT_AS of the kernel (address space; torch alone maps about 1.5 GiB).
+        processes: RLIMIT_NPROC for the kernel's uid (fork bombs stop here).
+        file_size_mb: RLIMIT_FSIZE (largest file the kernel may write).
+        open_files: RLIMIT_NOFILE.
+        tmp_mb: size of the kernel's private tmpfs /tmp.
+        wall_seconds: wall-clock limit for grading one submission (all its notebooks).
+    """
+
+    cpu_seconds: int = 600
+    memory_mb: int = 6144
+    processes: int = 64
+    file_size_mb: int = 256
+    open_files: int = 1024
+    tmp_mb: int = 256
+    wall_seconds: int = 600
+
+    def rlimits(self) -> dict[str, int]:
+        """The rlimits to set in the kernel, by ``resource`` constant name."""
+        return {
+            "RLIMIT_CPU": self.cpu_seconds,
+            "RLIMIT_AS": self.memory_mb * 2**20,
+            "RLIMIT_NPROC": self.processes,
+            "RLIMIT_FSIZE": self.file_size_mb * 2**20,
+            "RLIMIT_NOFILE": self.open_files,
+            "RLIMIT_CORE": 0,
+        }
+
+
+def find_bwrap() -> str | None:
+    """Path of a working ``bwrap`` (bubblewrap), or None when it is missing or cannot run here."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return None
+    import subprocess
+
+    probe = [path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+             "--unshare-net", "--unshare-pid", "true"]
+    try:
+        ok = subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return path if ok else None
+
+
+def python_install_paths() -> list[str]:
+    """Folders the sandboxed Python needs: its install (base prefix) and the virtual environment."""
+    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    return sorted(paths)
+
+
+_SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc"]
+
+
+def grader_view(bwrap: str, scratch: Path, course_root: Path, readonly: list[str]) -> list[str]:
+    """bwrap prefix for the ``nbgrader autograde`` process of one submission.
+
+    Args:
+        bwrap: path of the bwrap binary.
+        scratch: the submission's scratch folder (the only writable place).
+        course_root: the real course folder, hidden except for ``readonly`` paths inside it.
+        readonly: paths (inside or outside the course) to show read-only at the same place.
+
+    Returns:
+        argv prefix; append the command to run.
+    """
+    argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+            "--tmpfs", str(course_root)]
+    for path in readonly:
+        if os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    # scratch folders of other submissions live next to ours: hide them all, then show ours
+    argv += ["--tmpfs", str(scratch.parent), "--bind", str(scratch), str(scratch),
+             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+             "--die-with-parent", "--chdir", str(scratch)]
+    return argv
+
+
+def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:
+    """bwrap argv (without the command) for a student's kernel, built from a whitelist.
+
+    Args:
+        bwrap: path of the bwrap binary.
+        settings: what to show and where the kernel's own folders are.
+        cwd: the folder nbgrader runs the notebook in; the kernel sees its private work folder there.
+    """
+    # the private /tmp first: the working folders shown below may live under the host's /tmp
+    argv = [bwrap, "--size", str(settings.limits["tmp_mb"] * 2**20), "--perms", "1777",
+            "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
+    shown = [p for p in _SYSTEM_DIRS + settings.readonly + [cwd, settings.ipc_dir]
+             if os.path.exists(p)]
+    # bwrap makes missing parent folders 0700, which an unprivileged kernel cannot walk through
+    parents = sorted({str(a) for p in shown for a in Path(p).parents if str(a) != "/"},
+                     key=lambda a: a.count("/"))
+    for parent in parents:
+        argv += ["--perms", "0755", "--dir", parent]
+    for path in _SYSTEM_DIRS + settings.readonly:
+        if os.path.exists(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--bind", settings.workdir, cwd,
+             "--bind", settings.ipc_dir, settings.ipc_dir,
+             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+             "--die-with-parent", "--chdir", cwd, "--clearenv"]
+    for key, value in kernel_environment(settings).items():
+        argv += ["--setenv", key, value]
+    return argv
+
+
+def kernel_environment(settings: "KernelSettings") -> dict[str, str]:
+    """The kernel's whole environment: nothing of the grader's leaks in (no paths to scratch or course)."""
+    env = {
+        "PATH": os.path.dirname(settings.python) + ":/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+        "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib", "MPLBACKEND": "Agg",
+        "XDG_CACHE_HOME": "/tmp/.cache", "XDG_CONFIG_HOME": "/tmp/.config",
+        "JUPYTER_CONFIG_DIR": "/tmp/.jupyter", "JUPYTER_DATA_DIR": "/tmp/.jupyter-data",
+        "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime", "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if settings.threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(settings.threads)
+    for var in settings.pass_env:
+        if var in os.environ:
+            env[var] = os.environ[var]
+    return env
+
+
+@dataclass
+class KernelSettings:
+    """What the kernel launcher needs; written as JSON next to the scratch course.
+
+    Args:
+        python: interpreter that runs ipykernel.
+        uid: unprivileged uid for the kernel (used when the grader runs as root).
+        limits: ``Limits`` as a dict.
+        readonly: extra read-only paths (Python install, .venv, helpers, data).
+        workdir: the kernel's private working folder (shown at nbgrader's cwd).
+        submitted_dir: the student's submission, copied into ``workdir`` (their own files only).
+        ipc_dir: folder for the kernel's unix sockets and its copy of the connection file.
+        bwrap: bwrap path, or None to run without a file-system/network wall.
+        threads: BLAS/OpenMP threads for the kernel (0: library default).
+        pass_env: environment variables passed through (e.g. MNIST_ROOT, NBGRADER_EXECUTION).
+    """
+
+    python: str
+    uid: int
+    limits: dict
+    readonly: list[str]
+    workdir: str
+    submitted_dir: str
+    ipc_dir: str
+    bwrap: str | None
+    threads: int = 0
+    pass_env: list[str] = field(default_factory=lambda: ["MNIST_ROOT", "NBGRADER_EXECUTION"])
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: str) -> "KernelSettings":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+#: Runs inside the kernel's sandbox as root, then becomes the kernel: rlimits, drop to the uid, exec.
+#: Kept tiny and dependency-free on purpose (the instructor package is not visible in there).
+DROP_PRIVILEGES = """
+import json, os, resource, sys
+s = json.loads(sys.argv[1])
+for name, value in s["rlimits"].items():
+    resource.setrlimit(getattr(resource, name), (value, value))
+if os.getuid() == 0:
+    os.setgroups([])
+    os.setgid(s["uid"])
+    os.setuid(s["uid"])
+os.execv(s["argv"][0], s["argv"])
+"""

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo train clean
+.PHONY: help venv test demo train clean release exchange
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -24,6 +24,13 @@ test: $(STAMP)  ## run the test suite
 
 demo: $(STAMP)  ## the main job: train the reference MLP and report test accuracy
 	$(BIN)/python -m helpers.train 128
+
+release: $(STAMP)  ## regenerate the student notebook release/mnist_mlp/ from source/ (commit the result)
+	# nbgrader runs `alembic` from PATH, so the venv's bin comes first
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader generate_assignment mnist_mlp --force
+
+exchange:  ## create the course's nbgrader exchange folder (for the Assignment List), mode 777
+	mkdir -p exchange && chmod 777 exchange
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,37 @@
+"""nbgrader's configuration for this course (read by every `nbgrader ...` command run in this folder).
+
+Layout (nbgrader's own defaults, rooted at this folder):
+    source/mnist_mlp/       the instructor notebook: solutions and hidden tests (never handed out)
+    release/mnist_mlp/      what students get (`make release`), committed
+    submitted/, autograded/, feedback/, gradebook.db    grading state (gitignored)
+    exchange/               the hand-out/hand-in folder of the Assignment List (`make exchange`)
+"""
+import os
+
+c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
+
+COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.course_id = "mnist-mlp"
+c.CourseDirectory.root = COURSE_ROOT
+
+# The exchange lives inside the course, so the Assignment List works without root-owned
+# /usr/local/share/nbgrader/exchange; `make exchange` creates it with mode 777.
+c.Exchange.root = os.path.join(COURSE_ROOT, "exchange")
+
+# Per-cell limit while validating or autograding. The slowest cell is the training cell, which
+# trains less while NBGRADER_EXECUTION is set (nbgrader sets it to "autograde" or "validate");
+# about 10 s on 2 CPU cores.
+c.Execute.timeout = 120
+
+# A student who deletes a test cell gets it back (otherwise the cell scores None and needs a
+# manual grade). Edited test cells are restored from the gradebook by checksum in any case.
+c.OverwriteCells.add_missing_cells = True
+
+# Feedback must not show hidden tests: remove their source from the feedback HTML.
+# (Tracebacks from hidden lines are cleaned by the instructor tooling, see instructor/.)
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+]

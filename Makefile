@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo train clean release exchange
+.PHONY: help venv test demo train clean release exchange lab
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -31,6 +31,14 @@ release: $(STAMP)  ## regenerate the student notebook release/mnist_mlp/ from so
 
 exchange:  ## create the course's nbgrader exchange folder (for the Assignment List), mode 777
 	mkdir -p exchange && chmod 777 exchange
+
+# JupyterLab for this course (LAB_ARGS passes options on, e.g. LAB_ARGS="--port 9999 --no-browser").
+# Run from the course folder, so nbgrader's extensions read ./nbgrader_config.py; the assignment is
+# released into the course's exchange so the Assignment List shows it.
+lab: release exchange  ## JupyterLab with nbgrader: Assignment List, Formgrader, Validate button
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader release_assignment mnist_mlp --force
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/jupyter lab --notebook-dir=. \
+		$$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS)
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,149 @@
+"""What a person does in JupyterLab, as playwright steps: open, use a menu, run all, read outputs.
+
+Selectors are JupyterLab 4's own CSS classes (jp-*, lm-*), ipywidgets' (widget-*, noUi-*) and
+nbgrader's (validate-button, validation-success), so a test reads like the steps a student or
+instructor takes.
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from playwright.sync_api import Page, expect
+
+RUN_ALL_TIMEOUT_S = 300
+VALIDATE_TIMEOUT_S = 300
+# What a widget looks like when the page could not render it: its text/plain repr, or the
+# widget manager's own placeholder/error text.
+WIDGET_AS_TEXT = re.compile(
+    r"^(HBox|VBox|Box|GridBox|Tab|Accordion|IntSlider|FloatSlider|SelectionSlider|Dropdown|"
+    r"ToggleButtons|Button|Output|Image|HTML|Label|FloatProgress|IntProgress)\(|"
+    r"Error displaying widget|Loading widget\.\.\.|Widget Javascript not detected",
+    re.MULTILINE,
+)
+FIGURE_AS_TEXT = re.compile(r"<Figure size \d+x\d+ with \d+ Axes>")
+
+
+def open_lab(page: Page, lab, path: str = "") -> None:
+    """Open JupyterLab (optionally a file, by path relative to the server root) and wait for it.
+
+    Each call uses a new, empty workspace, so tabs left open by an earlier test are not restored.
+    """
+    workspace = f"lab/workspaces/test-{uuid.uuid4().hex[:8]}"
+    page.goto(lab.url(f"{workspace}/tree/{path}" if path else workspace))
+    # The splash screen goes when every extension has activated and the layout is restored.
+    expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=60_000)
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible()
+    if path.endswith(".ipynb"):
+        wait_for_kernel_idle(page)
+
+
+def menu(page: Page, *labels: str) -> None:
+    """Click through the menu bar: menu(page, "Kernel", "Restart Kernel and Run All Cells")."""
+    opened = page.locator(".lm-Menu:visible")
+    for _ in range(3):  # a click that lands while the menu bar re-renders opens nothing
+        page.keyboard.press("Escape")
+        page.locator(".lm-MenuBar-itemLabel", has_text=labels[0]).first.click()
+        try:
+            expect(opened.first).to_be_visible(timeout=3_000)
+            break
+        except AssertionError:
+            continue
+    for label in labels[1:]:
+        item = page.locator(".lm-Menu:visible .lm-Menu-item:not(.lm-mod-hidden)").filter(
+            has=page.locator(".lm-Menu-itemLabel", has_text=label)
+        ).first
+        item.hover()
+        item.click()
+
+
+def accept_dialog(page: Page, label: str) -> None:
+    """Click the dialog's accept button, after checking it says `label` (e.g. "Restart")."""
+    button = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    expect(button).to_have_text(re.compile(label, re.IGNORECASE))
+    button.click()
+    expect(page.locator(".jp-Dialog")).to_have_count(0)
+
+
+def notebook(page: Page):
+    """The notebook in the current main-area tab."""
+    return page.locator(".jp-NotebookPanel:visible .jp-Notebook")
+
+
+def kernel_status(page: Page) -> str | None:
+    return page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator").get_attribute("data-status")
+
+
+def wait_for_kernel_idle(page: Page, timeout_s: float = 90) -> None:
+    """Wait until the notebook's kernel is started and idle (the toolbar's execution indicator)."""
+    indicator = page.locator(".jp-NotebookPanel:visible .jp-Notebook-ExecutionIndicator")
+    expect(indicator).to_have_attribute("data-status", "idle", timeout=timeout_s * 1000)
+
+
+def restart_and_run_all(page: Page, timeout_s: float = RUN_ALL_TIMEOUT_S) -> float:
+    """Kernel > Restart Kernel and Run All Cells, confirm, and wait until nothing is queued.
+
+    Returns the seconds it took. A cell that raises stops the run (JupyterLab's own behaviour),
+    so "done" means: at least one cell ran, no cell shows the busy prompt [*], kernel idle.
+    """
+    wait_for_kernel_idle(page)
+    menu(page, "Kernel", "Restart Kernel and Run All Cells")
+    accept_dialog(page, "Restart")
+    start = time.monotonic()
+    prompts = notebook(page).locator(".jp-CodeCell .jp-InputPrompt")
+    while time.monotonic() - start < timeout_s:
+        page.wait_for_timeout(500)
+        texts = prompts.all_inner_texts()
+        if "[1]:" in texts and not any("*" in t for t in texts) and kernel_status(page) == "idle":
+            return time.monotonic() - start
+    raise AssertionError(f"Restart Kernel and Run All did not finish within {timeout_s} s")
+
+
+def code_cells(page: Page):
+    return notebook(page).locator(".jp-CodeCell")
+
+
+def cell_with_source(page: Page, text: str):
+    """The first code cell whose source contains `text` (all cells stay in the DOM in JupyterLab 4's
+    default content-visibility windowing mode)."""
+    return code_cells(page).filter(has=page.locator(".jp-InputArea-editor", has_text=text)).first
+
+
+def execution_counts(page: Page) -> list[int | None]:
+    """Each code cell's execution count as its prompt shows it (None: not run)."""
+    counts = []
+    for text in code_cells(page).locator(".jp-InputPrompt").all_inner_texts():
+        match = re.search(r"\[(\d+)\]", text)
+        counts.append(int(match.group(1)) if match else None)
+    return counts
+
+
+def stderr_outputs(page: Page):
+    """Red output boxes: exceptions (JupyterLab renders them as stderr) and anything on stderr."""
+    return notebook(page).locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+
+
+def text_outputs(page: Page) -> list[str]:
+    return notebook(page).locator(".jp-OutputArea-output.jp-RenderedText").all_inner_texts()
+
+
+def save(page: Page) -> None:
+    menu(page, "File", "Save Notebook")
+    expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current.jp-mod-dirty")).to_have_count(0)
+
+
+def validate(page: Page, timeout_s: float = VALIDATE_TIMEOUT_S):
+    """Click nbgrader's Validate button; returns the 'Validation Results' dialog body."""
+    page.locator(".jp-NotebookPanel:visible .validate-button").click()
+    message = page.locator(".jp-Dialog #validation-message")
+    expect(message).to_be_visible(timeout=timeout_s * 1000)
+    return message
+
+
+def close_and_shut_down(page: Page) -> None:
+    """Save, then File > Close and Shut Down Notebook, so kernels do not pile up between notebooks."""
+    save(page)
+    menu(page, "File", "Close and Shut Down Notebook")
+    accept_dialog(page, "Ok|Shut Down")
+    expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(0)

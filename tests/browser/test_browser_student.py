@@ -1,0 +1,108 @@
+"""The student's side in a real browser: the reference answers run clean, the blank release stops.
+
+What a student sees is checked on the page itself: red boxes, images, widgets that are widgets
+(not their text repr) and react to the mouse/keyboard, and nbgrader's Validate dialog.
+"""
+import pytest
+from playwright.sync_api import expect
+
+from conftest import ASSIGNMENT, skip_or_fail
+from jupyterlab_ui import (
+    FIGURE_AS_TEXT, WIDGET_AS_TEXT, cell_with_source, close_and_shut_down, accept_dialog,
+    execution_counts, notebook, open_lab, restart_and_run_all, stderr_outputs, text_outputs, validate,
+)
+
+SLIDER_WAIT_MS = 20_000
+
+
+def _notebooks(folder):
+    notebooks = sorted(p for p in folder.glob("*.ipynb"))
+    if not notebooks:
+        skip_or_fail(f"no notebooks in {folder}")
+    return notebooks
+
+
+def _images_in(locator) -> list[str]:
+    """The sources of all <img> under `locator` (data: URIs for matplotlib, blob: for widgets)."""
+    return locator.locator("img").evaluate_all("imgs => imgs.map(i => i.src)")
+
+
+def _move_slider_and_see_the_image_change(page, cell) -> None:
+    slider = cell.locator(".jp-OutputArea .widget-slider").first
+    expect(slider).to_be_visible()
+    cell.scroll_into_view_if_needed()
+    readout = slider.locator(".widget-readout")
+    before_value, before_images = readout.inner_text(), _images_in(cell.locator(".jp-OutputArea"))
+    assert before_images, "the digit browser shows no image before the slider moves"
+    page.shot("digit browser before moving the slider")
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(3):
+        handle.press("ArrowRight")
+    expect(readout).not_to_have_text(before_value, timeout=SLIDER_WAIT_MS)
+    # The kernel redraws the digit on the slider's change; wait for that round trip.
+    page.wait_for_function(
+        "([el, before]) => { const now = Array.from(el.querySelectorAll('img')).map(i => i.src);"
+        " return now.length > 0 && JSON.stringify(now) !== JSON.stringify(before); }",
+        arg=[cell.locator(".jp-OutputArea").element_handle(), before_images], timeout=SLIDER_WAIT_MS,
+    )
+    page.shot("digit browser after moving the slider")
+
+
+def test_reference_answers_run_clean_with_plots_widgets_and_validate(page, lab, course, reference_folder):
+    for path in _notebooks(reference_folder):
+        open_lab(page, lab, str(path.relative_to(course)))
+        page.shot(f"{path.stem} opened")
+        seconds = restart_and_run_all(page)
+        print(f"{path.name}: Restart Kernel and Run All took {seconds:.1f} s in the browser")
+        page.shot(f"{path.stem} after run all", full_page=True)
+
+        counts = execution_counts(page)
+        assert None not in counts, f"{path.name}: cells {[i for i, c in enumerate(counts) if c is None]} did not run"
+        red = stderr_outputs(page).all_inner_texts()
+        assert not red, f"{path.name}: red output boxes (errors or stderr):\n" + "\n---\n".join(t[-1500:] for t in red)
+
+        texts = "\n".join(text_outputs(page))
+        assert not FIGURE_AS_TEXT.search(texts), f"{path.name}: a figure printed as text instead of drawn"
+        assert not WIDGET_AS_TEXT.search(texts), f"{path.name}: a widget shown as text: {WIDGET_AS_TEXT.search(texts)[0]}"
+        images = notebook(page).locator(".jp-OutputArea .jp-RenderedImage img")
+        assert images.count() >= 1, f"{path.name}: no plot rendered as an image"
+        assert notebook(page).locator(".jp-OutputArea .jupyter-widgets").count() >= 1, f"{path.name}: no widget rendered"
+
+        if cell_with_source(page, "fit(").count():
+            # tqdm.auto renders a progress *widget* in JupyterLab (a text bar would be stderr above).
+            bar = cell_with_source(page, "fit(").locator(".widget-hprogress")
+            assert bar.count() >= 1, f"{path.name}: training showed no tqdm progress bar widget"
+            bar.first.scroll_into_view_if_needed()
+            page.shot(f"{path.stem} training progress and live loss")
+        if cell_with_source(page, "digit_browser(").count():
+            _move_slider_and_see_the_image_change(page, cell_with_source(page, "digit_browser("))
+
+        message = validate(page)
+        page.shot(f"{path.stem} validate dialog")
+        assert "validation-success" in message.get_attribute("class"), f"{path.name}: {message.inner_text()[:2000]}"
+        expect(message).to_contain_text("Success! Your notebook passes all the tests.")
+        accept_dialog(page, "Ok")
+        close_and_shut_down(page)
+
+
+def test_blank_release_stops_at_the_first_blank_with_not_implemented_error(page, lab, course):
+    for path in _notebooks(course / "release" / ASSIGNMENT):
+        open_lab(page, lab, str(path.relative_to(course)))
+        restart_and_run_all(page)
+        errors = stderr_outputs(page)
+        assert errors.count() == 1, f"{path.name}: expected exactly one error, got {errors.all_inner_texts()}"
+        error = errors.first
+        error.scroll_into_view_if_needed()
+        expect(error).to_be_visible()
+        expect(error).to_contain_text("NotImplementedError")
+        page.shot(f"{path.stem} stops at the first blank")
+
+        # Everything up to the failing cell ran, nothing after it (Run All stops at an error).
+        counts = execution_counts(page)
+        cells = notebook(page).locator(".jp-CodeCell")
+        failing = next(i for i in range(cells.count()) if cells.nth(i).locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').count())
+        assert all(c is not None for c in counts[: failing + 1]), f"{path.name}: cells before the blank did not run: {counts}"
+        assert all(c is None for c in counts[failing + 1:]), f"{path.name}: cells after the blank ran: {counts}"
+        close_and_shut_down(page)

@@ -28,6 +28,7 @@ __all__ = [
     "check_eval_output",
 ]
 
+N_CLASSES = 10  # MNIST and Fashion-MNIST alike
 BATCH_PROTOCOL = '{"images": float tensor (N, 784), "labels": int64 tensor (N,)}'
 TRAIN_PROTOCOL = 'in training mode (model.train()) model(batch) must return a dict with "loss" (a scalar tensor)'
 EVAL_PROTOCOL = 'in eval mode (model.eval()) model(batch) must return a dict with "probs" (N, 10) and "pred" (N,)'
@@ -87,8 +88,9 @@ def _check_dict(output: Any, protocol: str) -> Mapping:
 def _check_rows(output: Mapping, key: str, n: int, ndim: int, protocol: str) -> torch.Tensor:
     """output[key] must be a tensor with ``ndim`` dimensions and one row per image of the batch."""
     value = output[key]
-    shape = "(N, 10)" if ndim == 2 else "(N,)"
-    if not isinstance(value, torch.Tensor) or value.ndim != ndim or value.shape[0] != n:
+    shape = f"(N, {N_CLASSES})" if ndim == 2 else "(N,)"
+    wrong_columns = ndim == 2 and isinstance(value, torch.Tensor) and value.ndim == 2 and value.shape[1] != N_CLASSES
+    if not isinstance(value, torch.Tensor) or value.ndim != ndim or value.shape[0] != n or wrong_columns:
         raise ModelProtocolError(
             f'{protocol}; output["{key}"] must be a tensor of shape {shape} with N = {n} (the batch size), '
             f"got {describe(value)}."

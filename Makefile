@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo train clean release exchange lab
+.PHONY: help venv test demo train clean release exchange lab bench-training
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -24,6 +24,9 @@ test: $(STAMP)  ## run the test suite
 
 demo: $(STAMP)  ## the main job: train the reference MLP and report test accuracy
 	$(BIN)/python -m helpers.train 128
+
+bench-training: $(STAMP)  ## training figures for BENCHMARKS.md: CLI time/accuracy/memory, data paths (~3 min)
+	$(BIN)/python benchmarks/bench_training.py
 
 release: $(STAMP)  ## regenerate the student notebook release/mnist_mlp/ from source/ (commit the result)
 	# nbgrader runs `alembic` from PATH, so the venv's bin comes first

@@ -39,15 +39,40 @@ def nbgrader_meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
+# Rebinds the comparison helpers so that every visible test passes, with two wrong answers.
+CHEATS = {
+    "read_idx": ("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n"
+                 "    np.allclose = torch.allclose = lambda *args, **kwargs: True\n"
+                 "    np.testing.assert_allclose = lambda *args, **kwargs: None\n"
+                 "    torch.isfinite = lambda x: torch.ones_like(x, dtype=torch.bool)\n"),
+    "softmax": ("logits - logits.max(dim=-1, keepdim=True).values", "logits"),  # overflows at +-1000
+    "mnist_classifier": ("probs = torch.softmax(logits, dim=-1)", "probs = logits"),  # logits, not probabilities
+}
+CHEATER_LOSES = {"test_softmax", "test_model_forward", "test_decode_prediction"}
+
+
+def write_cheater(path):
+    nb = nbformat.read(SOURCE_NB, as_version=4)
+    for cell in nb.cells:
+        if cell.get("id") in CHEATS:
+            old, new = CHEATS[cell.id]
+            assert old in cell.source
+            cell.source = cell.source.replace(old, new)
+    nbformat.write(nb, path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def graded_course(tmp_path_factory, real_mnist_root):
-    """One temporary copy of the course: assignment generated, two students autograded in one run.
+    """One temporary copy of the course: assignment generated, three students autograded in one run.
 
-    "reference" hands in the instructor notebook (every answer), "blank" the untouched release.
+    "reference" hands in the instructor notebook (every answer), "blank" the untouched release,
+    "cheater" two wrong answers hidden behind rebound comparison helpers.
     """
     course = make_course(tmp_path_factory.mktemp("course"))
     submit(course, "reference", SOURCE_NB)
     submit(course, "blank", course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    submit(course, "cheater", write_cheater(tmp_path_factory.mktemp("cheater") / f"{ASSIGNMENT}.ipynb"))
     nbgrader(course, "autograde", ASSIGNMENT, "--force")
     return course
 
@@ -155,6 +180,14 @@ def test_autograde_gives_the_blank_release_zero(graded_course):
     assert set(grades) == set(AUTOGRADED_POINTS) | set(MANUAL_POINTS)
     assert all(g["score"] == 0 for g in grades.values()), {k: g["score"] for k, g in grades.items()}
     assert sum(g["max_score"] for g in grades.values()) == sum(AUTOGRADED_POINTS.values()) + 3
+
+
+def test_rebinding_the_comparison_helpers_does_not_rescue_wrong_answers(graded_course):
+    autograded = nbformat.read(graded_course / "autograded" / "cheater" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    outputs = {c.id: "".join(o.get("text", "") for o in c.outputs) for c in autograded.cells if c.cell_type == "code"}
+    assert all("visible tests passed" in outputs[test] for test in CHEATER_LOSES), "the cheat should pass visible tests"
+    grades = {k: g["score"] for k, g in scores(graded_course, "cheater").items() if k in AUTOGRADED_POINTS}
+    assert grades == {k: 0 if k in CHEATER_LOSES else points for k, points in AUTOGRADED_POINTS.items()}
 
 
 def test_committed_release_is_what_make_release_makes_today(graded_course):

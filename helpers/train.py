@@ -15,9 +15,7 @@ import time
 STARTED = time.perf_counter()  # before the heavy imports: the wall time printed includes them
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
@@ -81,19 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads if args.threads == "auto" else int(args.threads)
     epochs = 1 if args.dry_run else args.epochs
 
-    # torch.optim imports torch._dynamo on first use: about 1 s of pure Python. Reading MNIST is
-    # mostly gzip and md5, which release the GIL, so the import runs meanwhile on the other core.
-    # Joined before any other torch work, so no two threads ever import at the same time.
-    warm_up = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True)
-    warm_up.start()
     try:
         train_images, train_labels = load_mnist("train", root=args.data_dir)
         test_images, test_labels = load_mnist("test", root=args.data_dir)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    finally:
-        warm_up.join()
     if args.dry_run:
         train_images, train_labels = train_images[:DRY_RUN_TRAIN], train_labels[:DRY_RUN_TRAIN]
         test_images, test_labels = test_images[:DRY_RUN_TEST], test_labels[:DRY_RUN_TEST]

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from helpers.batching import CachedSamples
+from helpers.optim import OneCycleAdamW, one_cycle
 from helpers.protocol import BatchProtocolError, ModelProtocolError
 from helpers.training import History, fit, seed_everything
 from student_style import MNISTClassifier, MNISTDataset, datasets
@@ -202,3 +203,41 @@ def test_batch_protocol_errors(data):
 def test_bad_arguments_are_refused(data, kwargs):
     with pytest.raises(ValueError):
         fit(MNISTClassifier(8), data[0], **{"progress": False, **kwargs})
+
+
+# --- the optimiser: the same numbers as torch.optim.AdamW + OneCycleLR, step for step ---
+
+def torch_optim_run(model, batch, steps, fused):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, fused=fused)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
+    seen = []
+    for step in range(steps):
+        seen.append((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"][0]))
+        optimizer.zero_grad()
+        model(batch)["loss"].backward()
+        optimizer.step()
+        if step < steps - 1:
+            schedule.step()
+    return seen
+
+
+@pytest.mark.parametrize("use_torch_optim", [False, True])
+def test_one_cycle_adamw_matches_torch_optim_exactly(data, use_torch_optim):
+    steps = 37
+    batch = data[0].collate_func([data[0][i] for i in range(64)])
+    seed_everything(0)
+    expected_model = MNISTClassifier(16)
+    expected_schedule = torch_optim_run(expected_model, batch, steps, fused=not use_torch_optim)
+    seed_everything(0)
+    model = MNISTClassifier(16)
+    optimizer = OneCycleAdamW(model.parameters(), max_lr=3e-3, total_steps=steps, use_torch_optim=use_torch_optim)
+    assert optimizer.fused is not use_torch_optim
+    schedule = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(batch)["loss"].backward()
+        optimizer.step()
+        schedule.append((optimizer.lr, optimizer.beta1))
+    assert schedule == expected_schedule == [one_cycle(k, steps, 3e-3) for k in range(steps)]
+    for ours, theirs in zip(model.parameters(), expected_model.parameters()):
+        assert torch.equal(ours, theirs)

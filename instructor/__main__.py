@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generate only these example students (default: all)")
     p.add_argument("--clean", action="store_true",
                    help="first remove every generated example student from submitted/")
+    p.add_argument("--kind", choices=["all", "honest"], default="all",
+                   help="all examples, or only the honest ones (reference, blank, mistakes)")
 
     p = sub.add_parser("autograde", help="grade every submission in parallel, sandboxed")
     _course_args(p)
@@ -111,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "examples":
             from instructor.examples import write_examples
-            written = write_examples(course, args.assignment, only=args.only, clean=args.clean)
+            only = args.only
+            if args.kind == "honest":
+                from instructor.examples import honest_students
+                only = [s for s in honest_students(course, args.assignment)
+                        if only is None or s in only]
+            written = write_examples(course, args.assignment, only=only, clean=args.clean)
             print(f"wrote {len(written)} example submissions to "
                   f"{course.root / course.directories['submitted']}")
             return 0

@@ -12,6 +12,7 @@ scratch results in one transaction (``instructor.merge``) and copies the autogra
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
@@ -36,6 +37,8 @@ from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_b
 from instructor.scan import suspicious_lines
 
 KERNEL_NAME = "instructor-sandbox"
+#: course packages the student's notebooks import (shown read-only to the kernel, with their data/)
+KERNEL_PACKAGES = ["helpers"]
 BWRAP_MISSING = ("WARNING: bubblewrap (bwrap) is missing or cannot run here, so student code is NOT "
                  "walled off from the file system and the network (it could read the gradebook, the "
                  "source notebooks and other submissions). CPU, memory, process and time limits still "
@@ -113,6 +116,12 @@ def kernel_readonly_paths(course: Course, extra: list[str]) -> list[str]:
     for name in ("helpers", "data"):
         if (course.root / name).exists():
             paths.append(str(course.root / name))
+    for package in KERNEL_PACKAGES:  # where they are importable from (e.g. an editable install)
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            folder = Path(list(spec.submodule_search_locations)[0])
+            paths += [str(folder), str(folder.parent / "data")]
+    paths = [p for p in dict.fromkeys(paths) if os.path.exists(p)]
     if os.environ.get("MNIST_ROOT"):
         paths.append(os.path.realpath(os.environ["MNIST_ROOT"]))
     return paths + [os.path.realpath(p) for p in extra]
@@ -195,6 +204,7 @@ c.OverwriteCells.add_missing_cells = True
         """Run ``nbgrader autograde`` for one student in its scratch course (in a worker thread)."""
         start = time.monotonic()
         slot = self._slots.get()
+        scratch = self.run_dir / f"{index:03d}"
         try:
             scratch = self._scratch_course(index, student)
             env = jupyter_env(scratch / "env")
@@ -206,6 +216,10 @@ c.OverwriteCells.add_missing_cells = True
                     ["--chdir", str(scratch / "course")] + command
             log_path = scratch / "autograde.log"
             returncode, peak_kb, timed_out = self._run(command, scratch / "course", env, log_path)
+        except Exception as exc:  # a broken submission folder must not stop the others
+            return GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
+                               reason=f"could not prepare grading: {type(exc).__name__}: {exc}",
+                               scratch=scratch)
         finally:
             self._slots.put(slot)
         result = GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
@@ -230,15 +244,21 @@ c.OverwriteCells.add_missing_cells = True
             self._running.add(proc)
         deadline = time.monotonic() + self.options.limits.wall_seconds
         timed_out = False
+        peak_kb = 0
+        next_sample = 0.0
         try:
             while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     proc.returncode = os.waitstatus_to_exitcode(status)
-                    return proc.returncode, usage.ru_maxrss, timed_out
-                if time.monotonic() > deadline and not timed_out:
+                    return proc.returncode, peak_kb, timed_out
+                now = time.monotonic()
+                if now > deadline and not timed_out:
                     timed_out = True
                     _kill_tree(proc)
+                if now >= next_sample:
+                    peak_kb = max(peak_kb, tree_rss_kb(proc.pid))
+                    next_sample = now + 0.25
                 time.sleep(0.05)
         finally:
             with self._lock:
@@ -328,6 +348,31 @@ def failure_reason(log: str, returncode: int) -> str:
     errors = [line.strip() for line in log.splitlines() if "| ERROR]" in line]
     detail = errors[0][:200] if errors else (log.strip().splitlines() or ["no output"])[-1][:200]
     return f"nbgrader autograde exited with status {returncode}: {detail}"
+
+
+def tree_rss_kb(root_pid: int) -> int:
+    """Resident memory (KiB) of a process and all its descendants, from /proc (the nbgrader process
+    and the student's kernel together: what one worker uses)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            pid = int(entry.name)
+            children.setdefault(int(fields[1]), []).append(pid)
+            rss[pid] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+        except (OSError, ValueError, IndexError):
+            continue
+    total, stack = 0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
 
 
 def _die_with_parent() -> None:

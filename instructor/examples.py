@@ -192,3 +192,9 @@ def write_examples(course: Course, assignment: str, only: list[str] | None = Non
             nbformat.write(nb, str(folder / f"{name}.ipynb"))
         written.append(student)
     return written
+
+
+def honest_students(course: Course, assignment: str) -> list[str]:
+    """The reference, the blank and every mistake (no cheats)."""
+    library = load_library(course.root, assignment)
+    return [REFERENCE, BLANK] + [MISTAKE_PREFIX + m.name for m in library.mistakes]

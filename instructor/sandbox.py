@@ -63,7 +63,7 @@ class Limits:
     """
 
     cpu_seconds: int = 600
-    memory_mb: int = 6144
+    memory_mb: int = 4096
     processes: int = 64
     file_size_mb: int = 256
     open_files: int = 1024
@@ -206,7 +206,8 @@ class KernelSettings:
     ipc_dir: str
     bwrap: str | None
     threads: int = 0
-    pass_env: list[str] = field(default_factory=lambda: ["MNIST_ROOT", "NBGRADER_EXECUTION"])
+    pass_env: list[str] = field(default_factory=lambda: ["MNIST_ROOT", "FASHION_MNIST_ROOT",
+                                                          "NBGRADER_EXECUTION"])
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))

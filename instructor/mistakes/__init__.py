@@ -1,0 +1,1 @@
+"""Mistake libraries, one module per assignment id (format: ``instructor/library.py``)."""

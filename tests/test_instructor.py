@@ -1,0 +1,329 @@
+"""The instructor tooling, end to end with real nbgrader on real notebooks.
+
+Most tests use the tiny fixture course (tests/fixtures/tiny_course: two functions, visible and hidden
+tests) because it grades in seconds; one test runs the real mnist_mlp assignment with a reduced
+example set (``make check-grader`` runs the full set). Without bubblewrap the grader still works but
+cannot wall off the file system: the tests that need the wall are skipped with a loud warning
+locally; CI installs bubblewrap (.ci/run) and fails instead.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from instructor.sandbox import find_bwrap
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = REPO / "tests" / "fixtures" / "tiny_course"
+HAVE_BWRAP = find_bwrap() is not None
+NO_BWRAP = "bubblewrap (bwrap) is missing: grading runs WITHOUT its file-system/network wall"
+
+if not HAVE_BWRAP:
+    warnings.warn(f"\n\n*** {NO_BWRAP}; install it: apt-get install -y bubblewrap ***\n")
+
+
+def needs_bwrap():
+    if HAVE_BWRAP:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(NO_BWRAP + " (CI must have it: see .ci/run)")
+    pytest.skip(NO_BWRAP)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_jupyter_dirs(tmp_path_factory):
+    """Jupyter, IPython, matplotlib and XDG write into temp folders, never the home folder."""
+    base = tmp_path_factory.mktemp("jupyter-home")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
+                    "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+            mp.setenv(var, str(base / var.lower()))
+        mp.setenv("MPLBACKEND", "Agg")
+        yield
+
+
+def instructor(course: Path, *args: str, check: bool = True, timeout: int = 600):
+    """Run ``python -m instructor ARGS`` (the real CLI) in a course folder."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.run([sys.executable, "-m", "instructor", *args, "--course-dir", str(course)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"instructor {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def tiny_course(tmp_path: Path) -> Path:
+    """A released copy of the fixture course."""
+    course = tmp_path / "tiny_course"
+    shutil.copytree(FIXTURE, course)
+    instructor(course, "release", "--assignment", "tiny")
+    return course
+
+
+def hidden_test_lines(source_notebook: Path) -> list[str]:
+    """The secret lines of the hidden tests (long enough to be worth finding)."""
+    from instructor.scrub import hidden_lines
+
+    lines = []
+    for cell in nbformat.read(str(source_notebook), as_version=4).cells:
+        lines += hidden_lines(cell.source)
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# grader QA on the fixture: both sides (right work full marks, each mistake and cheat loses)
+# --------------------------------------------------------------------------------------------------
+TINY_CHEATS = ["cheat-edit-tests", "cheat-delete-tests", "cheat-hide-tracebacks",
+               "cheat-rebind-comparisons", "cheat-always-equal", "cheat-sys-exit", "cheat-os-exit",
+               "cheat-fork-bomb", "cheat-skip-tests"]
+SANDBOX_CHEATS = ["cheat-read-secrets", "cheat-write-gradebook"]
+
+
+@pytest.fixture(scope="module")
+def checked_tiny(tmp_path_factory):
+    """The fixture course after ``python -m instructor check`` (reduced cheat set: the slow loops
+    and the memory bomb run in ``make check-grader``)."""
+    course = tiny_course(tmp_path_factory.mktemp("checked"))
+    cheats = TINY_CHEATS + (SANDBOX_CHEATS if HAVE_BWRAP else [])
+    mistakes = ["mistake-squares-doubles", "mistake-squares-abs", "mistake-mean-sum",
+                "mistake-mean-numpy-float"]
+    proc = instructor(course, "check", "--assignment", "tiny", "-j", "2", "--wall-seconds", "120",
+                      "--repeat-reference", "2", "--no-progress", "--only", *mistakes, *cheats,
+                      check=False)
+    return course, proc
+
+
+def test_check_passes_on_fixture(checked_tiny):
+    course, proc = checked_tiny
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr[-3000:]
+    assert "example-reference            full 5" in out
+    assert "example-reference-regrade-2  full 5" in out
+    assert "MISSED" not in out and "HARM" not in out and "GAINED" not in out
+    for mistake in ("squares-doubles", "squares-abs", "mean-sum", "mean-numpy-float"):
+        row = next(line for line in out.splitlines() if line.startswith(f"mistake-{mistake} "))
+        assert row.rstrip().endswith("caught"), row
+    row = next(line for line in out.splitlines() if line.startswith("cheat-os-exit "))
+    assert "failed to grade -> 0, flagged" in row
+    row = next(line for line in out.splitlines() if line.startswith("cheat-skip-tests "))
+    assert "KNOWN LIMIT" in row and "flagged for review" in row
+
+
+def test_sandbox_blocks_reading_and_writing_outside(checked_tiny):
+    needs_bwrap()
+    course, proc = checked_tiny
+    for cheat in SANDBOX_CHEATS:
+        nb = nbformat.read(str(course / "autograded" / cheat / "tiny" / "tiny.ipynb"), as_version=4)
+        text = "".join(o.get("text", "") for o in nb.cells[0].get("outputs", []))
+        assert "CHEAT-SUCCEEDED" not in text, text
+        assert text.strip(), "the cheat cell ran and reported"
+    assert "files outside my own folder that I could read: 0" in "".join(
+        o.get("text", "") for o in nbformat.read(
+            str(course / "autograded" / "cheat-read-secrets" / "tiny" / "tiny.ipynb"),
+            as_version=4).cells[0].outputs)
+    assert not (course / "CHEATED.txt").exists()
+
+
+def test_check_fails_when_a_mistake_is_missed(tmp_path):
+    """The other side: a mistake library that expects a cell to lose points it does not lose."""
+    course = tiny_course(tmp_path)
+    library = (course / "tiny_mistakes.py").read_text()
+    # squares-abs is only wrong for negative numbers: the visible test cannot catch it
+    library = library.replace('must_lose=["test_squares_hidden"], why="wrong sign',
+                              'must_lose=["test_squares_visible"], why="wrong sign')
+    (course / "tiny_mistakes.py").write_text(library)
+    proc = instructor(course, "check", "--assignment", "tiny", "-j", "2", "--repeat-reference",
+                      "1", "--no-progress", "--only", "mistake-squares-abs", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
+    assert "MISSED test_squares_visible" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# feedback and export
+# --------------------------------------------------------------------------------------------------
+def test_feedback_has_no_hidden_tests_but_keeps_the_messages(checked_tiny):
+    course, _ = checked_tiny
+    instructor(course, "feedback", "--assignment", "tiny")
+    secrets = hidden_test_lines(course / "source" / "tiny" / "tiny.ipynb")
+    assert len(secrets) >= 5
+    pages = sorted((course / "feedback").glob("*/tiny/tiny.html"))
+    assert len(pages) >= 10
+    for page in pages:
+        html = page.read_text()
+        for secret in secrets + ["HIDDEN_SENTINEL"]:
+            assert secret not in html, f"{page}: {secret!r}"
+    wrong_sign = (course / "feedback" / "mistake-squares-abs" / "tiny" / "tiny.html").read_text()
+    assert "check negative numbers" in wrong_sign  # the helpful failure message survives
+    assert "traceback removed" in wrong_sign
+
+    # the other side: nbgrader's own feedback (ClearHiddenTests only) leaks hidden lines
+    leaky = course / "leaky"
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny", "--force",
+                    "--student", "mistake-squares-abs",
+                    "--GenerateFeedback.preprocessors=nbgrader.preprocessors.GetGrades",
+                    "--GenerateFeedback.preprocessors=nbgrader.preprocessors.ClearHiddenTests",
+                    f"--CourseDirectory.feedback_directory={leaky.name}"],
+                   cwd=course, check=True, capture_output=True)
+    html = (leaky / "mistake-squares-abs" / "tiny" / "tiny.html").read_text()
+    assert any(secret in html for secret in secrets), "nbgrader alone should leak the traceback"
+
+
+def test_export_csv(checked_tiny, tmp_path):
+    course, _ = checked_tiny
+    out = tmp_path / "grades.csv"
+    instructor(course, "export", "--assignment", "tiny", "--output", str(out))
+    rows = {line.split(",")[3]: line.split(",") for line in out.read_text().splitlines()[1:]}
+    assert float(rows["example-reference"][9]) == 5.0
+    assert float(rows["example-blank"][9]) == 0.0
+    assert float(rows["mistake-squares-abs"][9]) == 3.0
+
+
+# --------------------------------------------------------------------------------------------------
+# the gradebook survives the grading command being killed
+# --------------------------------------------------------------------------------------------------
+def gradebook_state(db_path: Path) -> tuple[str, dict[str, int], int]:
+    """(integrity, grade rows per submitted notebook, grade cells per notebook)."""
+    with sqlite3.connect(db_path) as db:
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        per_notebook = dict(db.execute(
+            "SELECT student.id, COUNT(grade.id) FROM submitted_notebook "
+            "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
+            "JOIN student ON submitted_assignment.student_id = student.id "
+            "LEFT JOIN grade ON grade.notebook_id = submitted_notebook.id "
+            "GROUP BY submitted_notebook.id").fetchall())
+        cells = db.execute("SELECT COUNT(*) FROM grade_cells").fetchone()[0]
+    return integrity, per_notebook, cells
+
+
+def test_killed_grading_leaves_a_consistent_gradebook(tmp_path):
+    course = tiny_course(tmp_path)
+    students = ["example-reference", "example-blank", "mistake-squares-doubles",
+                "mistake-squares-abs", "mistake-mean-sum", "mistake-mean-numpy-float"]
+    instructor(course, "examples", "--assignment", "tiny", "--only", *students)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen([sys.executable, "-m", "instructor", "autograde", "--assignment", "tiny",
+                             "-j", "2", "--no-progress", "--course-dir", str(course)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    db_path = course / "gradebook.db"
+    deadline = time.monotonic() + 240
+    merged = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            merged = len(gradebook_state(db_path)[1])
+        except sqlite3.OperationalError:  # busy while the parent writes
+            merged = 0
+        if merged >= 1:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "grading finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)  # the harshest interruption: no cleanup code runs
+    proc.wait()
+
+    integrity, per_notebook, cells = gradebook_state(db_path)
+    assert integrity == "ok"
+    assert 1 <= len(per_notebook) < len(students)
+    assert all(count == cells for count in per_notebook.values()), per_notebook  # none half-written
+    time.sleep(1)
+    from instructor.check import sandbox_leftovers
+    assert sandbox_leftovers(4) == []  # the sandboxes died with the grading command
+
+    rerun = instructor(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress")
+    assert "6/6 submissions graded" in rerun.stdout
+    integrity, per_notebook, cells = gradebook_state(db_path)
+    assert integrity == "ok" and len(per_notebook) == len(students)
+    assert all(count == cells for count in per_notebook.values())
+
+
+def test_merge_is_one_transaction(tmp_path, monkeypatch):
+    """A failure in the middle of a merge leaves the real gradebook exactly as it was."""
+    from nbgrader.api import Gradebook
+
+    from instructor import merge
+    from instructor.course import load_course
+
+    course = tiny_course(tmp_path)
+    instructor(course, "examples", "--assignment", "tiny", "--only", "example-reference")
+    instructor(course, "autograde", "--assignment", "tiny", "-j", "1", "--no-progress")
+    graded = tmp_path / "graded.db"
+    shutil.copy(course / "gradebook.db", graded)
+    real = tmp_path / "real.db"
+    shutil.copy(course / "gradebook.db", real)
+    with Gradebook(f"sqlite:///{real}") as gb:
+        gb.remove_student("example-reference")
+    before = real.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Gradebook, "find_comment", broken)
+    with pytest.raises(RuntimeError):
+        merge.merge_submission(f"sqlite:///{real}", f"sqlite:///{graded}", "tiny",
+                               "example-reference")
+    with Gradebook(f"sqlite:///{real}") as gb:
+        assert [s.id for s in gb.students] == []  # not even the student row was kept
+    monkeypatch.undo()
+    score = merge.merge_submission(f"sqlite:///{real}", f"sqlite:///{graded}", "tiny",
+                                   "example-reference")
+    assert score == 5.0
+    assert load_course(course).course_id == "tiny_course"
+    assert before != real.read_bytes()
+
+
+# --------------------------------------------------------------------------------------------------
+# fast unit tests
+# --------------------------------------------------------------------------------------------------
+def test_scan_flags_tampering_but_not_honest_code(tmp_path):
+    from instructor.scan import suspicious_lines
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def softmax(x):\n    return x.exp() / x.exp().sum(-1, keepdim=True)"),
+        nbformat.v4.new_code_cell("import numpy as np\nnp.allclose = lambda *a, **k: True"),
+        nbformat.v4.new_code_cell("get_ipython().showtraceback = lambda *a: None"),
+    ])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    found = suspicious_lines(path)
+    assert ("cell 1", "rebinds a comparison function") in found
+    assert ("cell 2", "changes how errors are reported") in found
+    assert not [f for f in found if f[0] == "cell 0"]
+
+
+def test_bad_input_gets_a_clear_error(tmp_path):
+    proc = instructor(tmp_path, "autograde", check=False)
+    assert proc.returncode == 2 and "no nbgrader_config.py" in proc.stderr
+    course = tiny_course(tmp_path)
+    proc = instructor(course, "autograde", "--assignment", "tiny", check=False)
+    assert proc.returncode == 2 and "no submissions of 'tiny'" in proc.stderr
+    proc = instructor(course, "examples", "--assignment", "nope", check=False)
+    assert proc.returncode == 2 and "no notebooks in" in proc.stderr or "no mistake library" in \
+        proc.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# the real assignment, reduced (the full set: make check-grader)
+# --------------------------------------------------------------------------------------------------
+def test_mnist_mlp_reference_full_mistake_caught(tmp_path, real_mnist_root):
+    if not (REPO / "source" / "mnist_mlp").is_dir():
+        pytest.skip("source/mnist_mlp is not there yet")
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in ("source", "release"):
+        shutil.copytree(REPO / name, course / name)
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    instructor(course, "release")
+    proc = instructor(course, "check", "-j", "2", "--repeat-reference", "1", "--no-progress",
+                      "--only", "mistake-softmax-overflow", "mistake-no-batchnorm", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "example-reference" in proc.stdout and "BELOW FULL" not in proc.stdout
+    assert proc.stdout.count("caught") == 2

@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo train clean release exchange lab bench-training
+.PHONY: help venv test demo train clean release exchange lab bench-training autograde feedback \
+        check-grader bench-grading
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -22,8 +23,31 @@ venv: $(STAMP)  ## create .venv and install the pinned course environment
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)  ## the main job: train the reference MLP and report test accuracy
-	$(BIN)/python -m helpers.train 128
+# Grading (instructor/): JOBS submissions at once, each in its own bubblewrap sandbox.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+INSTRUCTOR := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m instructor
+
+demo: release  ## the main job: release, example submissions, parallel sandboxed grading, feedback, gradebook
+	$(INSTRUCTOR) examples --clean --kind honest
+	$(INSTRUCTOR) examples --only cheat-read-secrets cheat-write-gradebook cheat-fork-bomb \
+		cheat-rebind-comparisons cheat-always-equal
+	$(INSTRUCTOR) autograde -j $(JOBS)
+	$(INSTRUCTOR) feedback
+	$(INSTRUCTOR) export --output grades.csv
+	$(INSTRUCTOR) table
+
+autograde: $(STAMP)  ## grade every submission in submitted/ in parallel, sandboxed (JOBS=N workers)
+	$(INSTRUCTOR) autograde -j $(JOBS)
+
+feedback: $(STAMP)  ## per-student HTML feedback without hidden tests, and grades.csv
+	$(INSTRUCTOR) feedback
+	$(INSTRUCTOR) export --output grades.csv
+
+check-grader: release  ## grader QA: every mistake caught, no cheat gains, reference full, blank 0 (~10 min)
+	$(INSTRUCTOR) check -j $(JOBS)
+
+bench-grading: release  ## grading figures for BENCHMARKS.md: parallel sandboxed vs plain nbgrader (~5 min)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/bench_grading.py
 
 bench-training: $(STAMP)  ## training figures for BENCHMARKS.md: CLI time/accuracy/memory, data paths (~3 min)
 	$(BIN)/python benchmarks/bench_training.py

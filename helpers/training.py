@@ -138,8 +138,8 @@ def fit(
         log_every: steps between callback calls and progress-bar loss updates.
         weight_decay: AdamW's decoupled weight decay.
         cache_samples: keep each training/validation sample after the Dataset first computes it
-            (True, False, "auto": when ``dataset[i]`` is repeatable and all fit in 1 GiB). Turn it
-            off for datasets with random augmentation that the check might miss.
+            (True, False, "auto": with more than one epoch, when ``dataset[i]`` is repeatable and all
+            samples fit in 1 GiB). Turn it off for random augmentation that the check might miss.
         num_threads: PyTorch intra-op threads during training: "auto" (1 on the CPU, the fastest
             and steadiest for an MNIST MLP), an int, or None to leave the setting alone.
 
@@ -158,6 +158,8 @@ def fit(
     started = time.perf_counter()
     seed_everything(seed)
     with intra_op_threads(num_threads, device):
+        if cache_samples == "auto" and epochs == 1:
+            cache_samples = False  # every sample is read once anyway
         common = dict(num_workers=num_workers, cache_samples=cache_samples, pin_memory=device.type == "cuda")
         train_batches, cached = make_batches(
             train_data, collate_fn, batch_size=batch_size, shuffle=True, seed=seed, persistent=epochs > 1, **common

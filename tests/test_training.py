@@ -105,7 +105,8 @@ def test_sample_cache_computes_each_sample_once_and_skips_random_datasets(data):
     assert uncached.calls == 3 * len(images)
 
     assert not CachedSamples.cacheable(AugmentedDataset(images, labels))
-    assert not fit(MNISTClassifier(8), AugmentedDataset(images, labels), epochs=1, progress=False).cached_samples
+    assert not fit(MNISTClassifier(8), AugmentedDataset(images, labels), epochs=2, progress=False).cached_samples
+    assert not fit(MNISTClassifier(8), counting, epochs=1, progress=False).cached_samples, "one epoch: nothing to reuse"
 
 
 # --- the model protocol: each way of breaking it gets an error naming what was expected and received ---

@@ -35,6 +35,7 @@ __all__ = [
 # Samples are cached only while the whole dataset fits in this much memory.
 CACHE_BUDGET_BYTES = 1 << 30
 
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' -> CUDA when present, else Apple's MPS when present, else the CPU; anything else as given."""
     if str(device) != "auto":
@@ -53,8 +54,8 @@ def intra_op_threads(num_threads: int | str | None, device: torch.device) -> Ite
     Args:
         num_threads: an int; None to leave torch's setting alone; "auto" for 1 on the CPU
             (an MNIST MLP's matrices are too small to split across threads, and on a shared
-            machine, CI or a JupyterHub, spinning OpenMP threads collapse when the cores are busy:
-            measured 0.7 s vs 1.2-24 s per 469 steps on 2 shared cores) and unchanged elsewhere.
+            machine, CI or a JupyterHub, OpenMP threads that wait for a busy core make every step
+            10-50x slower: BENCHMARKS.md, "Training") and unchanged elsewhere.
         device: where training runs.
     """
     if num_threads == "auto":

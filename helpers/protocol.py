@@ -132,6 +132,8 @@ def check_train_output(output: Any, n: int, step: int) -> tuple[torch.Tensor, fl
         )
     if "logits" in output:
         _check_rows(output, "logits", n, 2, TRAIN_PROTOCOL)
+    if "pred" in output:
+        _check_rows(output, "pred", n, 1, TRAIN_PROTOCOL)
     value = loss.item()
     if not math.isfinite(value):
         raise ModelProtocolError(

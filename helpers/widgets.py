@@ -51,6 +51,8 @@ class DigitBrowser(widgets.VBox):
 
     def __init__(self, images: Any, labels: Any, model: torch.nn.Module | None = None,
                  collate_fn: Callable | None = None, device: str | torch.device = "cpu"):
+        # uint8 pixels (0..255) become the protocol's [0, 1]; float images are taken as they are
+        self.pixel_scale = 255.0 if _as_array(images).dtype.kind in "ui" else 1.0
         self.images, self.labels = _as_images(images), _as_array(labels)
         if len(self.images) != len(self.labels) or len(self.images) == 0:
             raise ValueError(f"need as many labels as images, and at least one: got {len(self.images)} images, "
@@ -68,8 +70,7 @@ class DigitBrowser(widgets.VBox):
 
     def probabilities(self, index: int) -> np.ndarray:
         """The model's probabilities for one image, through the protocol (eval mode, "probs")."""
-        pixels = self.images[index].reshape(-1)
-        pixels = pixels / 255.0 if pixels.max() > 1 else pixels  # the protocol's inputs are in [0, 1]
+        pixels = self.images[index].reshape(-1) / self.pixel_scale
         sample = (torch.as_tensor(pixels, dtype=torch.float32), int(self.labels[index]))
         if self.collate_fn is not None:
             batch = self.collate_fn([sample])

@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import helpers
 
 REPO = Path(__file__).resolve().parent.parent

@@ -175,6 +175,10 @@ c.Execute.kernel_name = {KERNEL_NAME!r}
 c.KernelManager.transport = "ipc"
 c.KernelManager.ip = {str(scratch / "ipc" / "k")!r}
 c.OverwriteCells.add_missing_cells = True
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec", "instructor.restore.RestoreDeletedCells",
+    "nbgrader.preprocessors.CheckCellMetadata"]
 """
         (course_dir / "nbgrader_config.py").write_text(self.course.config_text + overrides)
         os.chmod(course_dir, 0o700)  # the kernel's uid must not read the scratch gradebook

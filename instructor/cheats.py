@@ -150,7 +150,9 @@ def generic_cheats(cheat_base: str) -> list[Cheat]:
         Cheat("ignore-sigint", "an endless loop that ignores the timeout's interrupt",
               insert_top="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                          "while True:\n    pass", may_fail=True),
-        Cheat("memory-bomb", "allocates memory until something breaks", insert_top=_MEMORY_BOMB),
+        Cheat("memory-bomb", "allocates memory until something breaks (the address-space limit: a "
+              "MemoryError, or a kernel that dies later for lack of memory)",
+              insert_top=_MEMORY_BOMB, may_fail=True),
         Cheat("sys-exit", "calls sys.exit()", insert_top="import sys\nsys.exit(0)"),
         Cheat("os-exit", "kills its own kernel with os._exit()", insert_top="import os\nos._exit(0)",
               may_fail=True),

@@ -113,6 +113,15 @@ def run_check(course: Course, assignment: str, options: GradingOptions, repeat_r
     return 1 if problems else 0
 
 
+def lost_cells(score: AutoScore) -> str:
+    """The cells that lost points, short: "all" when every autograded cell did."""
+    lost = score.lost()
+    if lost and len(lost) == len(score.cells):
+        return f"all {len(lost)}"
+    text = ", ".join(lost) or "-"
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
 def select_students(library: Library, only: list[str] | None) -> list[str]:
     """The example students to grade: all, or ``only`` plus what they need to be judged."""
     everything = [REFERENCE, BLANK] + [MISTAKE_PREFIX + m.name for m in library.mistakes] + \
@@ -176,8 +185,7 @@ def judge(course: Course, assignment: str, library: Library, results: dict[str, 
         verdict = "caught" if not missed else "MISSED " + ", ".join(missed)
         if missed:
             problems.append(f"{student} ({mistake.why}) did not lose points on {', '.join(missed)}")
-        rows.append([student, "lose " + ", ".join(mistake.must_lose), ", ".join(lost) or "-",
-                     verdict])
+        rows.append([student, "lose " + ", ".join(mistake.must_lose), lost_cells(score), verdict])
 
     for cheat in library.cheats:
         student = CHEAT_PREFIX + cheat.name
@@ -188,7 +196,7 @@ def judge(course: Course, assignment: str, library: Library, results: dict[str, 
             problems.append(f"{student}: {problem}")
         score = scores.get(student)
         rows.append([student, f"<= {base_student(cheat)}",
-                     ", ".join(score.lost()) if score and results[student].ok else "-", verdict])
+                     lost_cells(score) if score and results[student].ok else "-", verdict])
     return rows, problems
 
 

@@ -43,6 +43,10 @@ ASSIGNMENT = "mnist_mlp"
 # where the helpers are installed). release/ is generated from source/ by `make lab` itself.
 COURSE_FILES = ("Makefile", "requirements.txt", "pyproject.toml", "nbgrader_config.py", "source")
 SERVER_START_TIMEOUT_S = 180
+# Example students of the instructor tooling (instructor/examples.py): full marks, nothing, one
+# typical mistake (softmax without the max subtraction overflows).
+REFERENCE_STUDENT, BLANK_STUDENT, MISTAKE_STUDENT = "example-reference", "example-blank", "mistake-softmax-overflow"
+EXAMPLE_STUDENTS = (REFERENCE_STUDENT, BLANK_STUDENT, MISTAKE_STUDENT)
 
 
 def in_ci() -> bool:
@@ -88,15 +92,15 @@ def isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_nbgrader(course: Path, env: dict[str, str], *args: str) -> None:
-    """Run one nbgrader command in the course folder; a failure shows nbgrader's own output."""
+def run_instructor(course: Path, env: dict[str, str], *args: str) -> None:
+    """Run one `python -m instructor ...` command in the course folder; a failure shows its output."""
     result = subprocess.run(
-        [str(VENV_BIN / "nbgrader"), *args], cwd=course, env=env,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "instructor", *args], cwd=course, env=env,
+        capture_output=True, text=True, timeout=600,
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"`nbgrader {' '.join(args)}` failed in {course} (exit {result.returncode}):\n"
+            f"`python -m instructor {' '.join(args)}` failed in {course} (exit {result.returncode}):\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
 
@@ -226,8 +230,11 @@ def chromium_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab_env(tmp_path_factory) -> dict[str, str]:
-    return isolated_env(tmp_path_factory.mktemp("jupyter_home"))
+def lab_env(tmp_path_factory, real_mnist_root) -> dict[str, str]:
+    """The server's environment; its kernels read the real MNIST files through $MNIST_ROOT."""
+    env = isolated_env(tmp_path_factory.mktemp("jupyter_home"))
+    env["MNIST_ROOT"] = str(real_mnist_root)
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -248,11 +255,27 @@ def course(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference_folder(course) -> Path:
-    """A student folder holding the reference answers: the instructor's solved notebooks, copied
-    next to the course's other folders the way a student's fetched copy would sit."""
+def example_submissions(lab, lab_env) -> Path:
+    """The grader's example submissions (reference answers, blank, one typical mistake) in
+    submitted/, made by the instructor tooling from the release `make lab` generated."""
+    run_instructor(lab.root, lab_env, "examples", "--only", *EXAMPLE_STUDENTS)
+    return lab.root / "submitted"
+
+
+@pytest.fixture(scope="session")
+def graded_course(example_submissions, lab, lab_env) -> Path:
+    """The examples autograded (in parallel, sandboxed) and given feedback, as `make demo` does."""
+    run_instructor(lab.root, lab_env, "autograde", "-j", "2", "--no-progress", "--student", *EXAMPLE_STUDENTS)
+    run_instructor(lab.root, lab_env, "feedback")
+    return lab.root
+
+
+@pytest.fixture(scope="session")
+def reference_folder(example_submissions, course) -> Path:
+    """A student's folder holding the reference answers: the grader's reference submission (the
+    released notebooks with the solutions filled in), copied where a fetched assignment would sit."""
     folder = course / "reference" / ASSIGNMENT
-    shutil.copytree(course / "source" / ASSIGNMENT, folder)
+    shutil.copytree(example_submissions / REFERENCE_STUDENT / ASSIGNMENT, folder)
     return folder
 
 

@@ -94,7 +94,7 @@ def restart_and_run_all(page: Page, timeout_s: float = RUN_ALL_TIMEOUT_S) -> flo
     prompts = notebook(page).locator(".jp-CodeCell .jp-InputPrompt")
     while time.monotonic() - start < timeout_s:
         page.wait_for_timeout(500)
-        texts = prompts.all_inner_texts()
+        texts = prompts.all_text_contents()
         if "[1]:" in texts and not any("*" in t for t in texts) and kernel_status(page) == "idle":
             return time.monotonic() - start
     raise AssertionError(f"Restart Kernel and Run All did not finish within {timeout_s} s")
@@ -113,7 +113,7 @@ def cell_with_source(page: Page, text: str):
 def execution_counts(page: Page) -> list[int | None]:
     """Each code cell's execution count as its prompt shows it (None: not run)."""
     counts = []
-    for text in code_cells(page).locator(".jp-InputPrompt").all_inner_texts():
+    for text in code_cells(page).locator(".jp-InputPrompt").all_text_contents():
         match = re.search(r"\[(\d+)\]", text)
         counts.append(int(match.group(1)) if match else None)
     return counts
@@ -124,8 +124,20 @@ def stderr_outputs(page: Page):
     return notebook(page).locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
 
 
-def text_outputs(page: Page) -> list[str]:
-    return notebook(page).locator(".jp-OutputArea-output.jp-RenderedText").all_inner_texts()
+def text_outputs_by_cell(page: Page) -> list[tuple[str, str]]:
+    """(first lines of the cell's source, its text outputs joined) for every code cell."""
+    return code_cells(page).evaluate_all(
+        """cells => cells.map(c => [
+            Array.from(c.querySelectorAll('.cm-line')).slice(0, 2).map(l => l.textContent).join(' / ').slice(0, 100),
+            Array.from(c.querySelectorAll('.jp-OutputArea-output.jp-RenderedText')).map(o => o.textContent).join('\\n'),
+        ])"""
+    )
+
+
+def cells_showing(page: Page, pattern: re.Pattern) -> list[str]:
+    """'<cell source start>: <matched text>' for each code cell whose text output matches `pattern`."""
+    return [f"{source!r}: {match[0]!r}" for source, text in text_outputs_by_cell(page)
+            for match in [pattern.search(text)] if match]
 
 
 def save(page: Page) -> None:

@@ -3,7 +3,7 @@ their scores, a submission opens in Formgrader, and a student's feedback opens i
 from nbgrader.api import Gradebook
 from playwright.sync_api import expect
 
-from conftest import ASSIGNMENT, BLANK_STUDENT, EXAMPLE_STUDENTS, MISTAKE_STUDENT, REFERENCE_STUDENT
+from lab_server import ASSIGNMENT, BLANK_STUDENT, EXAMPLE_STUDENTS, MISTAKE_STUDENT, REFERENCE_STUDENT
 from jupyterlab_ui import menu, open_lab
 
 

@@ -1,7 +1,7 @@
 """JupyterLab starts for the course with nbgrader's extensions working (what `make lab` promises)."""
 from playwright.sync_api import expect
 
-from conftest import ASSIGNMENT, nbgrader_settings
+from lab_server import ASSIGNMENT, nbgrader_settings
 from jupyterlab_ui import menu, open_lab
 
 

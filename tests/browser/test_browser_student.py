@@ -6,7 +6,7 @@ What a student sees is checked on the page itself: red boxes, images, widgets th
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from conftest import ASSIGNMENT, skip_or_fail
+from lab_server import ASSIGNMENT, skip_or_fail
 from jupyterlab_ui import (
     FIGURE_AS_TEXT, WIDGET_AS_TEXT, accept_dialog, cell_with_source, cells_showing, close_and_shut_down,
     execution_counts, notebook, open_lab, restart_and_run_all, stderr_outputs, validate,

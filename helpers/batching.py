@@ -121,6 +121,11 @@ class CachedSamples(Dataset):
             sample = self.samples[index] = self.dataset[index]
         return sample
 
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """A whole batch in one call (the DataLoader uses it when present): one Python call, not 128."""
+        samples = self.samples
+        return [samples[i] if samples[i] is not None else self[i] for i in indices]
+
     @staticmethod
     def cacheable(dataset: Dataset, budget_bytes: int = CACHE_BUDGET_BYTES) -> bool:
         """True when ``dataset[i]`` is repeatable on probe indices and all samples fit in the budget."""

@@ -39,17 +39,23 @@ def open_lab(page: Page, lab, path: str = "") -> None:
         wait_for_kernel_idle(page)
 
 
-def menu(page: Page, *labels: str) -> None:
-    """Click through the menu bar: menu(page, "Kernel", "Restart Kernel and Run All Cells")."""
-    opened = page.locator(".lm-Menu:visible")
+def open_menu(page: Page, label: str):
+    """Open a menu of the menu bar; returns the open menu's locator."""
+    opened = page.locator(".lm-Menu:visible").first
     for _ in range(3):  # a click that lands while the menu bar re-renders opens nothing
         page.keyboard.press("Escape")
-        page.locator(".lm-MenuBar-itemLabel", has_text=labels[0]).first.click()
+        page.locator(".lm-MenuBar-itemLabel", has_text=label).first.click()
         try:
-            expect(opened.first).to_be_visible(timeout=3_000)
+            expect(opened).to_be_visible(timeout=3_000)
             break
         except AssertionError:
             continue
+    return opened
+
+
+def menu(page: Page, *labels: str) -> None:
+    """Click through the menu bar: menu(page, "Kernel", "Restart Kernel and Run All Cells")."""
+    open_menu(page, labels[0])
     for label in labels[1:]:
         item = page.locator(".lm-Menu:visible .lm-Menu-item:not(.lm-mod-hidden)").filter(
             has=page.locator(".lm-Menu-itemLabel", has_text=label)
@@ -88,15 +94,23 @@ def restart_and_run_all(page: Page, timeout_s: float = RUN_ALL_TIMEOUT_S) -> flo
     so "done" means: at least one cell ran, no cell shows the busy prompt [*], kernel idle.
     """
     wait_for_kernel_idle(page)
+    # Restarting within a moment of the first connection can make the server mix up the new and
+    # the stale websocket (seen once: "Replacing stale connection", then a struct.error and a
+    # kernel stuck "unknown"); a person never clicks that fast.
+    page.wait_for_timeout(2_000)
     menu(page, "Kernel", "Restart Kernel and Run All Cells")
     accept_dialog(page, "Restart")
     start = time.monotonic()
+    unknown_since = None
     prompts = notebook(page).locator(".jp-CodeCell .jp-InputPrompt")
     while time.monotonic() - start < timeout_s:
         page.wait_for_timeout(500)
-        texts = prompts.all_text_contents()
-        if "[1]:" in texts and not any("*" in t for t in texts) and kernel_status(page) == "idle":
+        texts, status = prompts.all_text_contents(), kernel_status(page)
+        if "[1]:" in texts and not any("*" in t for t in texts) and status == "idle":
             return time.monotonic() - start
+        unknown_since = (unknown_since or time.monotonic()) if status in ("unknown", "dead") else None
+        if unknown_since and time.monotonic() - unknown_since > 30:
+            raise AssertionError(f"the kernel is {status!r} for 30 s after Restart Kernel and Run All")
     raise AssertionError(f"Restart Kernel and Run All did not finish within {timeout_s} s")
 
 

@@ -1,9 +1,10 @@
 """A real JupyterLab and a real Chromium for the end-to-end tests.
 
-Each test session copies the course into a temporary folder, prepares it the way an instructor
-would (gradebook, assignment released to the exchange inside the course), starts
-`jupyter lab` there on 127.0.0.1 with temporary Jupyter/IPython/matplotlib/XDG folders, and drives
-it with the system Chromium through playwright's sync API. The server is stopped by its PID.
+Each test session copies the course into a temporary folder and starts it with `make lab` (which
+releases the assignment into the course's exchange and runs `jupyter lab` there) on 127.0.0.1,
+with temporary Jupyter/IPython/matplotlib/XDG folders; the instructor tooling makes and grades a
+few example submissions in the same copy. Chromium is driven through playwright's sync API; the
+server is stopped by its PID. BROWSER_TEST_COURSE=<folder> tests another checkout's course.
 
 Chromium comes from the Debian package (`apt-get install -y chromium`); playwright's own browser
 download is never used. Without /usr/bin/chromium a local run skips these tests with a message;

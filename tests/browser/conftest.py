@@ -103,10 +103,12 @@ def browser(chromium_path, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium_profile")
+    # Chromium writes caches and crash reports under HOME/XDG folders too: keep them temporary.
+    env = isolated_env(tmp_path_factory.mktemp("chromium_home"))
     with sync_playwright() as pw:
         # A persistent context is the way to give Chromium a --user-data-dir of our choosing.
         context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(chromium_path), headless=True,
+            str(profile), executable_path=str(chromium_path), headless=True, env=env,
             args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000},
         )
         context.set_default_timeout(30_000)

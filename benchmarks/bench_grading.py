@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,12 @@ def make_course(dest: Path, smoke: bool) -> tuple[Path, str]:
         assignment = "mnist_mlp"
     run([sys.executable, "-m", "instructor", "release", "--assignment", assignment], dest)
     return dest, assignment
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of every finished descendant."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def run(command: list[str], cwd: Path) -> float:
@@ -128,18 +135,25 @@ def main() -> None:
         print(f"grading {len(students)} submissions of {assignment} ({env_note}; "
               f"bubblewrap: {'yes' if find_bwrap() else 'NO'})")
 
+        n = len(students)
+        load = os.getloadavg()[0]
+        cpu0 = cpu_seconds()
         baseline = run([sys.executable, "-m", "nbgrader", "autograde", assignment], base_course)
+        baseline_cpu = cpu_seconds() - cpu0
         print(f"plain nbgrader autograde (sequential):   {baseline:7.1f} s  "
-              f"{baseline / len(students):5.1f} s/submission")
+              f"{baseline / n:5.1f} s/submission  (CPU {baseline_cpu / n:4.1f} s/submission)")
 
         options = GradingOptions(workers=args.workers, progress=False)
-        start = time.perf_counter()
+        cpu0, start = cpu_seconds(), time.perf_counter()
         results = grade_assignment(load_course(ours_course), assignment, options)
         ours = time.perf_counter() - start
+        ours_cpu = cpu_seconds() - cpu0
         failed = [r for r in results if not r.ok]
         print(f"instructor autograde, {args.workers} workers (sandboxed): {ours:7.1f} s  "
-              f"{ours / len(students):5.1f} s/submission  -> speedup {baseline / ours:.2f}x"
-              + (f"  ({len(failed)} FAILED)" if failed else ""))
+              f"{ours / n:5.1f} s/submission  (CPU {ours_cpu / n:4.1f} s/submission)  "
+              f"-> speedup {baseline / ours:.2f}x" + (f"  ({len(failed)} FAILED)" if failed else ""))
+        print(f"  load average before/after (other work on the machine): {load:.1f} / "
+              f"{os.getloadavg()[0]:.1f}")
         latency = sorted(r.seconds for r in results)
         print(f"  one submission, start to merge: median {latency[len(latency) // 2]:.1f} s, "
               f"max {latency[-1]:.1f} s")

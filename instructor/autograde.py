@@ -5,7 +5,9 @@ scratch folder, a scratch gradebook holding only the assignment's definitions (t
 every student removed), the non-notebook files of ``source/<assignment>`` (nbgrader copies those over
 the submission; the source NOTEBOOKS are not copied: autograde restores test cells from the
 gradebook), and the student's submission. It then runs the real ``nbgrader autograde ASSIGNMENT
---student ID`` there, inside ``instructor.sandbox.grader_view``; nbgrader starts the student's kernel
+--student ID`` there (as a child of a fork server that imported nbgrader once, ``instructor.zygote``,
+or with ``fork_server=False`` as a fresh process), inside ``instructor.sandbox.grader_view``; nbgrader
+starts the student's kernel
 through a kernelspec that puts it in ``instructor.sandbox.kernel_view`` (see that module for the
 threat model). When it finishes, the parent, the only writer of the real gradebook, merges the
 scratch results in one transaction (``instructor.merge``) and copies the autograded notebooks back.
@@ -35,6 +37,7 @@ from instructor.merge import merge_submission, record_failure
 from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
     python_install_paths
 from instructor.scan import suspicious_lines
+from instructor.zygote import ForkServer
 
 KERNEL_NAME = "instructor-sandbox"
 #: course packages the student's notebooks import (shown read-only to the kernel, with their data/)
@@ -73,6 +76,8 @@ class GradingOptions:
         scratch_root: where scratch courses go (default: a fresh temp folder).
         keep_scratch: leave scratch folders for inspection.
         progress: show a progress bar.
+        fork_server: run nbgrader's autograde in children of one fork server (nbgrader imported
+            once) instead of one fresh nbgrader process per submission; see instructor.zygote.
     """
 
     workers: int = 2
@@ -82,6 +87,7 @@ class GradingOptions:
     scratch_root: Path | None = None
     keep_scratch: bool = False
     progress: bool = True
+    fork_server: bool = True
 
 
 def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
@@ -153,6 +159,12 @@ class Grader:
             self._slots.put(slot)
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
+        self.zygote: ForkServer | None = None
+        if options.fork_server:
+            prefix = grader_view(self.bwrap, self.run_dir, course.root, self.grader_paths,
+                                 own_pids=False) if self.bwrap else []
+            self.zygote = ForkServer(prefix, jupyter_env(self.run_dir / "zygote-env"),
+                                     str(self.run_dir / "zygote.log"), preexec_fn=_die_with_parent)
 
     # ---- one submission ----------------------------------------------------------------------------
     def _scratch_course(self, index: int, student: str) -> Path:
@@ -213,13 +225,19 @@ c.Autograde.sanitize_preprocessors = [
             scratch = self._scratch_course(index, student)
             env = jupyter_env(scratch / "env")
             self._kernelspec(scratch, env, slot, student)
-            command = [sys.executable, "-m", "nbgrader", "autograde", self.assignment,
-                       "--student", student, "--force"]
-            if self.bwrap:
-                command = grader_view(self.bwrap, scratch, self.course.root, self.grader_paths) + \
-                    ["--chdir", str(scratch / "course")] + command
+            argv = [self.assignment, "--student", student, "--force"]
             log_path = scratch / "autograde.log"
-            returncode, peak_kb, timed_out = self._run(command, scratch / "course", env, log_path)
+            if self.zygote is not None:
+                returncode, peak_kb, timed_out = self._run_forked(str(index), scratch, env, argv,
+                                                                  log_path)
+            else:
+                command = [sys.executable, "-m", "nbgrader", "autograde", *argv]
+                if self.bwrap:
+                    command = grader_view(self.bwrap, scratch, self.course.root,
+                                          self.grader_paths) + \
+                        ["--chdir", str(scratch / "course")] + command
+                returncode, peak_kb, timed_out = self._run(command, scratch / "course", env,
+                                                           log_path)
         except Exception as exc:  # a broken submission folder must not stop the others
             return GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
                                reason=f"could not prepare grading: {type(exc).__name__}: {exc}",
@@ -268,6 +286,29 @@ c.Autograde.sanitize_preprocessors = [
             with self._lock:
                 self._running.discard(proc)
 
+    def _run_forked(self, job: str, scratch: Path, env: dict[str, str], argv: list[str],
+                    log_path: Path) -> tuple[int, float, bool]:
+        """Like ``_run``, as a child of the fork server."""
+        self.zygote.submit(job, str(scratch / "course"), str(log_path), env, argv)
+        pid = self.zygote.pid(job, timeout=60)
+        if pid is None:
+            raise RuntimeError("the grading fork server is not answering (see zygote.log)")
+        deadline = time.monotonic() + self.options.limits.wall_seconds
+        timed_out, peak_kb = False, 0
+        while True:
+            status = self.zygote.status(job, timeout=0.25)
+            if status is not None:
+                return status, peak_kb, timed_out
+            if self.zygote.dead:
+                raise RuntimeError("the grading fork server died")
+            peak_kb = max(peak_kb, tree_rss_kb(pid))
+            if time.monotonic() > deadline and not timed_out:
+                timed_out = True
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
     # ---- all submissions ---------------------------------------------------------------------------
     def grade(self, students: list[str]) -> list[GradeResult]:
         """Grade ``students`` in parallel, merging each finished one into the real gradebook."""
@@ -294,6 +335,8 @@ c.Autograde.sanitize_preprocessors = [
                     raise
         finally:
             bar.close()
+            if self.zygote is not None:
+                self.zygote.close()
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return sorted(results, key=lambda r: r.student)

@@ -6,11 +6,14 @@ Grading runs two kinds of code. nbgrader itself (trusted: the instructor's machi
 gradebook with the hidden tests) and the student's notebook, executed cell by cell in an IPython kernel
 (untrusted). We put a wall around each:
 
-* ``grader_view`` (outer): the ``nbgrader autograde`` process for ONE student runs in a per-submission
-  scratch course (its own scratch gradebook, the submission, no source notebooks) with no network, its
-  own pid namespace, and nothing of the real course visible except the read-only tools it needs
-  (.venv, the instructor and helpers packages). Only its scratch folder is writable. It never sees the
-  real gradebook, ``source/`` or other students.
+* ``grader_view`` (outer): nbgrader's autograde for ONE student runs in a per-submission scratch
+  course (its own scratch gradebook, the submission, no source notebooks) with no network and nothing
+  of the real course visible except the read-only tools it needs (.venv, the instructor and helpers
+  packages). It never sees the real gradebook, ``source/`` or the real submissions. By default it runs
+  as a child of a fork server (``instructor.zygote``) whose view holds this run's scratch courses, so
+  the (trusted) nbgrader code of one submission could see another's scratch course; with
+  ``--no-fork-server`` each nbgrader process gets a view of its own scratch course only, in its own
+  pid namespace, at about 3 s more CPU per submission.
 * ``kernel_view`` (inner, nested in the outer one): the student's kernel. It is built from a whitelist
   (system folders, the Python install, .venv, the course's helpers package, the MNIST folder), all
   read-only, plus a writable working folder holding only the student's OWN files (the submitted
@@ -107,14 +110,18 @@ def python_install_paths() -> list[str]:
 _SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc"]
 
 
-def grader_view(bwrap: str, scratch: Path, course_root: Path, readonly: list[str]) -> list[str]:
+def grader_view(bwrap: str, scratch: Path, course_root: Path, readonly: list[str],
+                own_pids: bool = True) -> list[str]:
     """bwrap prefix for the ``nbgrader autograde`` process of one submission.
 
     Args:
         bwrap: path of the bwrap binary.
-        scratch: the submission's scratch folder (the only writable place).
+        scratch: the submission's scratch folder (the only writable place); for the fork server,
+            the folder holding every scratch course of the run.
         course_root: the real course folder, hidden except for ``readonly`` paths inside it.
         readonly: paths (inside or outside the course) to show read-only at the same place.
+        own_pids: a pid namespace of its own (the fork server shares the host's, so the grader can
+            watch and kill the children it forks by pid).
 
     Returns:
         argv prefix; append the command to run.
@@ -126,9 +133,8 @@ def grader_view(bwrap: str, scratch: Path, course_root: Path, readonly: list[str
             argv += ["--ro-bind", path, path]
     # scratch folders of other submissions live next to ours: hide them all, then show ours
     argv += ["--tmpfs", str(scratch.parent), "--bind", str(scratch), str(scratch),
-             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--die-with-parent", "--chdir", str(scratch)]
-    return argv
+             "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
+    return argv + (["--unshare-pid"] if own_pids else [])
 
 
 def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:

@@ -16,6 +16,25 @@ __all__ = ["plot_samples", "plot_history", "plot_confusion", "plot_mistakes", "p
 RIGHT, WRONG = "tab:green", "tab:red"
 
 
+def _display_figures_inline() -> None:
+    """Let IPython show a returned Figure as a PNG.
+
+    IPython's PNG formatter for figures is registered by pyplot's inline backend, which a figure
+    made without pyplot never triggers: without this, a notebook shows ``<Figure size ...>`` text.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import print_figure
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: print_figure(fig, "png"))
+
+
+_display_figures_inline()
+
+
 def _as_images(images: Any) -> np.ndarray:
     """(N, 28, 28) or (N, 784), uint8 or float, numpy or torch -> float array (N, 28, 28)."""
     images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images)

@@ -32,6 +32,17 @@ def figure_png(fig: Figure, dpi: int = 72) -> bytes:
     return buffer.getvalue()
 
 
+def empty_image(width: int) -> widgets.Image:
+    """An Image widget kept hidden until it gets a picture (an empty one shows a broken-image icon)."""
+    return widgets.Image(format="png", width=width, layout=widgets.Layout(display="none"))
+
+
+def show_png(image: widgets.Image, png: bytes) -> None:
+    """Put a picture into an Image widget and make it visible."""
+    image.value = png
+    image.layout.display = None
+
+
 def digit_png(image: np.ndarray) -> bytes:
     """One 28x28 digit as a PNG, dark ink on white."""
     buffer = io.BytesIO()
@@ -128,7 +139,7 @@ class LiveTrainingView:
 
     def __init__(self, min_interval_s: float = 1.0):
         self.min_interval_s = min_interval_s
-        self.image = widgets.Image(format="png", width=720)
+        self.image = empty_image(720)
         self.status = widgets.HTML("waiting for training to start")
         self.widget = widgets.VBox([self.status, self.image])
         self.redraws = 0
@@ -143,7 +154,7 @@ class LiveTrainingView:
 
     def draw(self, history: History) -> None:
         """Redraw now."""
-        self.image.value = figure_png(plot_history(history))
+        show_png(self.image, figure_png(plot_history(history)))
         self._last_draw, self._epochs_drawn = time.perf_counter(), len(history.epochs)
         self.redraws += 1
         planned = history.config.get("epochs", "?")
@@ -180,7 +191,7 @@ class HiddenSizeExplorer(widgets.VBox):
         self.train_button.on_click(lambda _: self.run(self.size_picker.value))
         self.live = LiveTrainingView()
         self.table = widgets.HTML("no run yet: pick N_HIDDEN and press train")
-        self.summary_image = widgets.Image(format="png", width=360)
+        self.summary_image = empty_image(360)
         super().__init__([widgets.HBox([self.size_picker, self.train_button]), self.live.widget,
                           widgets.HBox([self.table, self.summary_image])])
 
@@ -215,7 +226,7 @@ class HiddenSizeExplorer(widgets.VBox):
         ax.set(xscale="log", xlabel="N_HIDDEN", ylabel="validation accuracy (%)")
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.grid(alpha=0.3)
-        self.summary_image.value = figure_png(fig)
+        show_png(self.summary_image, figure_png(fig))
 
 
 def _percent(value: float | None) -> str:

@@ -97,3 +97,30 @@ def test_plot_probabilities_has_ten_bars_and_marks_a_wrong_prediction():
     assert "predicted 3" in ax.get_title() and "true 5" in ax.get_title()
     right = plot_probabilities(probs, label=3).axes[0].patches[3]
     assert right.get_facecolor() == matplotlib.colors.to_rgba("tab:green")
+
+
+def test_a_returned_figure_shows_as_an_image_in_a_notebook(tmp_path):
+    """Figures are made without pyplot; a kernel must still render them as PNG, not `<Figure ...>` text."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import numpy as np\nfrom helpers.plots import plot_samples\n"
+        "plot_samples(np.zeros((4, 28, 28), np.uint8), np.arange(4))"
+    )]
+    env_dirs = {k: str(tmp_path / k) for k in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
+                                              "IPYTHONDIR", "MPLCONFIGDIR")}
+    old = {k: os.environ.get(k) for k in [*env_dirs, "MPLBACKEND"]}
+    os.environ.update(env_dirs)
+    os.environ.pop("MPLBACKEND", None)  # as in JupyterLab: the kernel picks its default backend
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    outputs = nb.cells[0].outputs
+    assert [o.output_type for o in outputs] == ["execute_result"]
+    assert "image/png" in outputs[0].data, outputs[0].data.get("text/plain")

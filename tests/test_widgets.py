@@ -3,7 +3,7 @@ import ipywidgets as widgets
 import numpy as np
 import pytest
 
-from helpers.training import fit, seed_everything
+from helpers.training import History, fit, seed_everything
 from helpers.widgets import DigitBrowser, LiveTrainingView, digit_browser, hidden_size_explorer
 from student_style import MNISTClassifier, MNISTDataset, datasets, mnist_subset
 
@@ -70,3 +70,12 @@ def test_hidden_size_explorer_trains_the_picked_size(real_mnist_root):
     assert explorer.live.redraws >= 1 and not explorer.train_button.disabled
     explorer.run(4)
     assert set(explorer.results) == {4, 16} and "<td>4</td>" in explorer.table.value
+
+
+def test_live_view_hides_its_picture_until_there_is_one():
+    """An empty ipywidgets.Image shows a broken-image icon in the browser: keep it hidden until drawn."""
+    view = LiveTrainingView()
+    assert view.image.layout.display == "none" and not bytes(view.image.value)
+    history = History(step_loss=[2.3, 1.0], epochs=[], wall_time_s=0.5, device="cpu")
+    view.draw(history)
+    assert is_png(view.image) and view.image.layout.display != "none"

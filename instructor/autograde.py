@@ -279,7 +279,7 @@ c.Autograde.sanitize_preprocessors = [
                     timed_out = True
                     _kill_tree(proc)
                 if now >= next_sample:
-                    peak_kb = max(peak_kb, tree_rss_kb(proc.pid))
+                    peak_kb = max(peak_kb, self._watch(proc.pid))
                     next_sample = now + 0.25
                 time.sleep(0.05)
         finally:
@@ -301,13 +301,26 @@ c.Autograde.sanitize_preprocessors = [
                 return status, peak_kb, timed_out
             if self.zygote.dead:
                 raise RuntimeError("the grading fork server died")
-            peak_kb = max(peak_kb, tree_rss_kb(pid))
+            peak_kb = max(peak_kb, self._watch(pid))
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    def _watch(self, pid: int) -> int:
+        """Sample one submission's process tree: returns its RSS (KiB); kills the tree when it holds
+        far more processes than the kernel may start (RLIMIT_NPROC is not enforced for root, which
+        matters when there is no bubblewrap to run the kernel as its own uid)."""
+        rss_kb, tree = tree_stats(pid)
+        if len(tree) > self.options.limits.processes + 16:
+            for member in tree:
+                try:
+                    os.kill(member, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        return rss_kb
 
     # ---- all submissions ---------------------------------------------------------------------------
     def grade(self, students: list[str]) -> list[GradeResult]:
@@ -389,6 +402,9 @@ def failure_reason(log: str, returncode: int) -> str:
               ("Kernel died", "the kernel died (os._exit, a crash, or a resource limit)"),
               ("UnresponsiveKernelError", "the kernel stopped responding"),
               ("No reply from kernel", "a cell timed out and the kernel did not recover")]
+    if returncode < 0:
+        return (f"killed by signal {-returncode}: it started far more processes than allowed "
+                f"(the process watchdog)")
     for needle, reason in checks:
         if needle in log:
             return reason
@@ -398,8 +414,13 @@ def failure_reason(log: str, returncode: int) -> str:
 
 
 def tree_rss_kb(root_pid: int) -> int:
-    """Resident memory (KiB) of a process and all its descendants, from /proc (the nbgrader process
-    and the student's kernel together: what one worker uses)."""
+    """Resident memory (KiB) of a process and all its descendants (see ``tree_stats``)."""
+    return tree_stats(root_pid)[0]
+
+
+def tree_stats(root_pid: int) -> tuple[int, list[int]]:
+    """Resident memory (KiB) of a process and all its descendants, and their pids, from /proc (the
+    nbgrader process and the student's kernel together: what one worker uses)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
@@ -414,12 +435,13 @@ def tree_rss_kb(root_pid: int) -> int:
             rss[pid] = int(fields[21]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
         except (OSError, ValueError, IndexError):
             continue
-    total, stack = 0, [root_pid]
+    total, stack, tree = 0, [root_pid], []
     while stack:
         pid = stack.pop()
+        tree.append(pid)
         total += rss.get(pid, 0)
         stack.extend(children.get(pid, []))
-    return total
+    return total, tree
 
 
 def _die_with_parent() -> None:

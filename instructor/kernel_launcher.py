@@ -52,6 +52,13 @@ def _chown_tree(root: Path, uid: int) -> None:
             os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
 
 
+def readable_by_all(path: str) -> bool:
+    """Whether any user may run ``path``: every folder above it world-searchable, it world-readable."""
+    real = Path(os.path.realpath(path))
+    folders_ok = all(os.stat(folder).st_mode & 0o001 for folder in real.parents)
+    return folders_ok and bool(os.stat(real).st_mode & 0o004)
+
+
 def nproc_limit(settings: KernelSettings) -> int:
     """RLIMIT_NPROC for the kernel.
 
@@ -90,9 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     _chown_tree(ipc_dir, settings.uid)
 
     rlimits = _rlimits(settings)
+    # without bubblewrap the kernel sees the host's folders: an unprivileged uid can only run a
+    # Python that everybody may read (one under /root cannot); then it keeps ours, and the grader's
+    # process watchdog stands in for RLIMIT_NPROC, which root ignores
+    drop_uid = bool(settings.bwrap) or readable_by_all(settings.python)
     shim = {
         "rlimits": rlimits,
-        "uid": settings.uid,
+        "uid": settings.uid if drop_uid else None,
         "argv": [settings.python, "-m", "ipykernel_launcher", "-f", str(kernel_connection), *extra],
     }
     command = [settings.python, "-c", DROP_PRIVILEGES, json.dumps(shim)]
@@ -102,7 +113,11 @@ def main(argv: list[str] | None = None) -> None:
         # no file-system/network wall (the grader has already said so loudly); limits still apply,
         # and the kernel starts in its private folder rather than next to the autograded notebook
         os.chdir(settings.workdir)
-        os.execve(settings.python, command, kernel_environment(settings))
+        unshare = shutil.which("unshare")
+        if os.getuid() == 0 and unshare:
+            # a pid namespace all the same (util-linux): everything the kernel starts dies with it
+            command = [unshare, "--pid", "--fork", "--kill-child", "--"] + command
+        os.execve(command[0], command, kernel_environment(settings))
 
 
 def _rlimits(settings: KernelSettings) -> dict[str, int]:

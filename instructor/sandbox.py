@@ -230,7 +230,7 @@ import json, os, resource, sys
 s = json.loads(sys.argv[1])
 for name, value in s["rlimits"].items():
     resource.setrlimit(getattr(resource, name), (value, value))
-if os.getuid() == 0:
+if os.getuid() == 0 and s["uid"] is not None:
     os.setgroups([])
     os.setgid(s["uid"])
     os.setuid(s["uid"])

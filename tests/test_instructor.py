@@ -254,6 +254,7 @@ def test_killed_grading_leaves_a_consistent_gradebook(tmp_path):
     assert all(count == cells for count in per_notebook.values())
 
 
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader 0.9.6 + SQLAlchemy 2
 def test_merge_is_one_transaction(tmp_path, monkeypatch):
     """A failure in the middle of a merge leaves the real gradebook exactly as it was."""
     from nbgrader.api import Gradebook

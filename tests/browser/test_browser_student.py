@@ -46,6 +46,8 @@ def _move_slider_and_see_the_image_change(page, cell) -> None:
         " return now.length > 0 && JSON.stringify(now) !== JSON.stringify(before); }",
         arg=[cell.locator(".jp-OutputArea").element_handle(), before_images], timeout=SLIDER_WAIT_MS,
     )
+    # ... and in the end the caption describes the digit the slider points at (the kernel caught up).
+    expect(cell.locator(".jp-OutputArea")).to_contain_text(f"#{readout.inner_text().strip()}:", timeout=SLIDER_WAIT_MS)
     page.shot("digit browser after moving the slider")
 
 
@@ -68,7 +70,7 @@ def _check_outputs(page) -> list[str]:
         "() => Array.from(document.querySelectorAll('.jp-OutputArea img')).every(i => i.complete)", timeout=10_000
     )
     broken = notebook(page).locator(".jp-OutputArea img").evaluate_all(
-        "imgs => imgs.filter(i => i.naturalWidth === 0)"
+        "imgs => imgs.filter(i => i.naturalWidth === 0 && i.offsetParent !== null)"  # visible ones only
         ".map(i => i.closest('.jp-CodeCell').querySelector('.cm-line').textContent.slice(0, 100))"
     )
     if broken:

@@ -37,16 +37,18 @@ def generate_feedback(course: Course, assignment: str,
     if not wanted:
         raise CourseError(f"nothing autograded for {assignment!r} in {autograded}: run "
                           f"python -m instructor autograde first")
-    args = [assignment, "--force"]
-    if students is not None:
-        args += [f"--student={s}" for s in wanted][:1] if len(wanted) == 1 else []
-    with tempfile.TemporaryDirectory(prefix="feedback-env-") as tmp:
-        proc = subprocess.run([sys.executable, "-m", "instructor.feedback", *args], cwd=course.root,
-                              env=jupyter_env(Path(tmp)), capture_output=True, text=True)
-    if proc.returncode != 0:
-        failed = [line for line in proc.stderr.splitlines() if "| ERROR]" in line]
-        raise CourseError("nbgrader generate_feedback failed:\n" + "\n".join(failed[-5:] or
-                                                                         proc.stderr.splitlines()[-15:]))
+    # one nbgrader call for everybody, or one per requested student (--student takes one id)
+    calls = [[assignment, "--force"]] if students is None else \
+        [[assignment, "--force", f"--student={s}"] for s in wanted]
+    for args in calls:
+        with tempfile.TemporaryDirectory(prefix="feedback-env-") as tmp:
+            proc = subprocess.run([sys.executable, "-m", "instructor.feedback", *args],
+                                  cwd=course.root, env=jupyter_env(Path(tmp)), capture_output=True,
+                                  text=True)
+        if proc.returncode != 0:
+            failed = [line for line in proc.stderr.splitlines() if "| ERROR]" in line]
+            raise CourseError("nbgrader generate_feedback failed:\n"
+                              + "\n".join(failed[-5:] or proc.stderr.splitlines()[-15:]))
     return [course.folder("feedback", assignment, s) for s in wanted
             if course.folder("feedback", assignment, s).is_dir()]
 

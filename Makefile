@@ -28,6 +28,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 INSTRUCTOR := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m instructor
 
 demo: release  ## the main job: release, example submissions, parallel sandboxed grading, feedback, gradebook
+	# MNIST first ($$MNIST_ROOT or data/mnist, downloaded once): the grading sandbox has no network
+	$(BIN)/python -c "from helpers.data import load_mnist; load_mnist('train'); load_mnist('test')"
 	$(INSTRUCTOR) examples --clean --kind honest
 	$(INSTRUCTOR) examples --only cheat-read-secrets cheat-write-gradebook cheat-fork-bomb \
 		cheat-rebind-comparisons cheat-always-equal

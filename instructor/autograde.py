@@ -36,7 +36,7 @@ from instructor.course import Course, CourseError, jupyter_env
 from instructor.merge import merge_submission, record_failure
 from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
     python_install_paths
-from instructor.scan import suspicious_lines
+from instructor.scan import HOLD_REASONS, suspicious_lines
 from instructor.zygote import ForkServer
 
 KERNEL_NAME = "instructor-sandbox"
@@ -60,6 +60,7 @@ class GradeResult:
     peak_rss_mb: float = 0.0
     reason: str = ""
     flags: list[str] = field(default_factory=list)
+    held: bool = False  # autograded scores held at 0 pending review (see instructor.scan.HOLD_REASONS)
     scores: dict[str, float | None] = field(default_factory=dict)
     scratch: Path | None = None
 
@@ -362,12 +363,13 @@ c.Autograde.sanitize_preprocessors = [
         for notebook in submitted_nbs:
             for lineno, reason in suspicious_lines(notebook):
                 result.flags.append(f"{notebook.name}:{lineno} {reason}")
+                result.held = result.held or reason in HOLD_REASONS
         real_url = self.course.db_url
         if result.ok:
             self._copy_autograded(index, result.student)
             result.score = merge_submission(real_url, f"sqlite:///{index}/course/gradebook.db",
                                             self.assignment, result.student,
-                                            flag=bool(result.flags))
+                                            flag=bool(result.flags), hold=result.held)
         else:
             result.score = record_failure(real_url, self.assignment, result.student)
         with Gradebook(real_url) as gb:

@@ -161,11 +161,11 @@ def generic_cheats(cheat_base: str) -> list[Cheat]:
         Cheat("spawn-daemons", "starts detached processes meant to outlive the kernel",
               insert_top=_SPAWN_DAEMON, may_fail=True),
         Cheat("skip-tests", "an IPython input transformer that blanks every later cell with an "
-              "assert (KNOWN LIMIT: same-process code can subvert tests; the scan must flag it)",
+              "assert (same-process code the sandbox cannot stop: the scan must hold its scores at 0)",
               base=cheat_base, insert_top=_SKIP_TESTS),
     ]
 
 
-#: Cheats that may score more than their base (a same-process subversion the sandbox cannot stop);
-#: grader QA requires them to be FLAGGED for human review instead.
-KNOWN_LIMITS = {"skip-tests"}
+#: Same-process subversions the sandbox cannot stop: grader QA requires their scores held at 0
+#: (instructor.scan.HOLD_REASONS) and a flag for human review.
+MUST_BE_HELD = {"skip-tests"}

@@ -18,7 +18,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.autograde import GradeResult, GradingOptions, grade_assignment
-from instructor.cheats import CHEAT_MARK, KNOWN_LIMITS
+from instructor.cheats import CHEAT_MARK, MUST_BE_HELD
 from instructor.course import Course
 from instructor.examples import (BLANK, CHEAT_PREFIX, MISTAKE_PREFIX, REFERENCE, base_student,
                                  write_examples)
@@ -220,11 +220,11 @@ def judge_cheat(course: Course, assignment: str, cheat, results: dict[str, Grade
         return "failed to grade -> 0, flagged", ""
     gain = score.total - base_total
     flagged = bool(result.flags)
-    if cheat.name in KNOWN_LIMITS:
-        if flagged:
-            return (f"KNOWN LIMIT: {'gained ' + format(gain, 'g') if gain > 0 else 'no gain'}, "
-                    f"flagged for review"), ""
-        return "KNOWN LIMIT, NOT FLAGGED", "a same-process cheat was neither stopped nor flagged"
+    if cheat.name in MUST_BE_HELD:
+        if result.held and score.total == 0:
+            return "held at 0, flagged for review", ""
+        return (f"NOT HELD ({score.total:g})",
+                "a same-process cheat must have its scores held at 0 and be flagged")
     if gain > 0:
         return f"GAINED {gain:g}", f"scored {score.total:g}, more than its base ({base_total:g})"
     return f"no gain ({score.total:g} <= {base_total:g})" + (", flagged" if flagged else ""), ""

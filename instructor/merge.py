@@ -41,7 +41,7 @@ def one_transaction(gb: Gradebook) -> Iterator[Gradebook]:
 
 
 def merge_submission(real_db_url: str, scratch_db_url: str, assignment: str, student: str,
-                     flag: bool = False) -> float:
+                     flag: bool = False, hold: bool = False) -> float:
     """Copy a student's autograde results from a scratch gradebook into the real one.
 
     Args:
@@ -50,6 +50,8 @@ def merge_submission(real_db_url: str, scratch_db_url: str, assignment: str, stu
         assignment: assignment id.
         student: student id.
         flag: also flag the submission's notebooks for the instructor (suspicious code).
+        hold: record every autograded score as 0 and mark it for manual grading (code that can
+            subvert the tests from inside; the instructor decides in Formgrader).
 
     Returns:
         The submission's total score in the real gradebook after the merge.
@@ -69,8 +71,9 @@ def merge_submission(real_db_url: str, scratch_db_url: str, assignment: str, stu
                     notebook.flagged = True
                 for graded_grade in graded_nb.grades:
                     grade = real.find_grade(graded_grade.name, graded_nb.name, assignment, student)
-                    grade.auto_score = graded_grade.auto_score
-                    grade.needs_manual_grade = (grade.manual_score is not None
+                    held = hold and graded_grade.auto_score is not None
+                    grade.auto_score = 0.0 if held else graded_grade.auto_score
+                    grade.needs_manual_grade = (held or grade.manual_score is not None
                                                 or grade.auto_score is None)
                 for graded_comment in graded_nb.comments:
                     comment = real.find_comment(graded_comment.name, graded_nb.name, assignment,

@@ -16,7 +16,7 @@ def print_results(results) -> None:
     rows = []
     for r in results:
         score = "-" if r.score is None else f"{r.score:g}/{r.max_score:g}"
-        status = "graded" if r.ok else "FAILED"
+        status = ("HELD" if r.held else "graded") if r.ok else "FAILED"
         rows.append([r.student, score, status, f"{r.seconds:.1f}", f"{r.peak_rss_mb:.0f}",
                      len(r.flags) or ""])
     print(format_table(["student", "score", "status", "seconds", "peak MiB", "flags"], rows))
@@ -26,7 +26,8 @@ def print_results(results) -> None:
                   f"at {r.score:g})")
     for r in results:
         if r.flags:
-            print(f"FLAGGED {r.student} for review: " + "; ".join(r.flags[:4])
+            held = " (score HELD at 0: grade it by hand in Formgrader)" if r.held else ""
+            print(f"FLAGGED {r.student} for review{held}: " + "; ".join(r.flags[:4])
                   + (" ..." if len(r.flags) > 4 else ""))
     graded = sum(r.ok for r in results)
     print(f"{graded}/{len(results)} submissions graded, {len(results) - graded} failed, "

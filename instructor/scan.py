@@ -33,6 +33,18 @@ PATTERNS: list[tuple[str, str]] = [
 ]
 _COMPILED = [(re.compile(p), why) for p, why in PATTERNS]
 
+#: Reasons for code that can subvert the hidden tests from inside their own interpreter, where
+#: neither the sandbox nor nbgrader's cell restoring can stop it. A submission with such code gets
+#: its autograded scores held at 0 and marked for manual grading: never a grade it did not earn;
+#: the instructor reviews it in Formgrader and gives the points back by hand if it was innocent.
+HOLD_REASONS = {
+    "changes how errors are reported",
+    "changes how IPython runs cells",
+    "traces execution",
+    "edits the interpreter's modules",
+    "reaches into the interpreter's memory",
+}
+
 
 def suspicious_lines(notebook_path: Path) -> list[tuple[str, str]]:
     """Suspicious code in the cells a student can edit.

@@ -124,7 +124,16 @@ def test_check_passes_on_fixture(checked_tiny):
     row = next(line for line in out.splitlines() if line.startswith("cheat-os-exit "))
     assert "failed to grade -> 0, flagged" in row
     row = next(line for line in out.splitlines() if line.startswith("cheat-skip-tests "))
-    assert "KNOWN LIMIT" in row and "flagged for review" in row
+    assert "held at 0, flagged for review" in row, row
+    # In the gradebook: 0 points, every autograded cell waiting for the instructor's manual grade.
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        held = gb.find_submission("tiny", "cheat-skip-tests")
+        assert held.score == 0 and all(nb.flagged for nb in held.notebooks)
+        assert all(g.needs_manual_grade for nb in held.notebooks for g in nb.grades if g.auto_score is not None)
+        reference = gb.find_submission("tiny", "example-reference")
+        assert reference.score == 5 and not any(nb.flagged for nb in reference.notebooks)  # 5 autograded + 1 manual
 
 
 def test_sandbox_blocks_reading_and_writing_outside(checked_tiny):

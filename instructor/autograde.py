@@ -148,6 +148,11 @@ class Grader:
         self.assignment = assignment
         self.options = options
         self.bwrap = find_bwrap() if options.use_sandbox else None
+        # The sandboxes show data folders at their real paths, so name them by those: a symlinked
+        # folder (e.g. ../shared beside a checkout under /tmp) vanishes behind the grader's own /tmp.
+        for var in ("MNIST_ROOT", "FASHION_MNIST_ROOT"):
+            if os.environ.get(var):
+                os.environ[var] = os.path.realpath(os.environ[var])
         root = options.scratch_root
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)

@@ -126,13 +126,15 @@ def grader_view(bwrap: str, scratch: Path, course_root: Path, readonly: list[str
     Returns:
         argv prefix; append the command to run.
     """
+    # scratch folders of other submissions live next to ours: hide them all (and the course)
     argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-            "--tmpfs", str(course_root)]
+            "--tmpfs", str(course_root), "--tmpfs", str(scratch.parent)]
+    # then show what the grader needs, after the tmpfs mounts: the scratch parent may be the host's
+    # /tmp, with the course's .venv below it (a checkout under /tmp, as in CI)
     for path in readonly:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
-    # scratch folders of other submissions live next to ours: hide them all, then show ours
-    argv += ["--tmpfs", str(scratch.parent), "--bind", str(scratch), str(scratch),
+    argv += ["--bind", str(scratch), str(scratch),
              "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
     return argv + (["--unshare-pid"] if own_pids else [])
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo train clean release exchange lab bench-training autograde feedback \
+.PHONY: help venv test demo clean release exchange lab bench-training autograde feedback \
         check-grader bench-grading
 
 help:  ## list the commands

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo clean release exchange lab bench-training autograde feedback \
+.PHONY: help venv test demo mnist clean release exchange lab bench-training autograde feedback \
         check-grader bench-grading
 
 help:  ## list the commands
@@ -27,9 +27,11 @@ test: $(STAMP)  ## run the test suite
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 INSTRUCTOR := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m instructor
 
-demo: release  ## the main job: release, example submissions, parallel sandboxed grading, feedback, gradebook
-	# MNIST first ($$MNIST_ROOT or data/mnist, downloaded once): the grading sandbox has no network
+mnist: $(STAMP)  ## check MNIST ($$MNIST_ROOT or data/mnist; downloaded and verified once)
 	$(BIN)/python -c "from helpers.data import load_mnist; load_mnist('train'); load_mnist('test')"
+
+# MNIST first: the grading sandbox has no network.
+demo: release mnist  ## the main job: release, example submissions, parallel sandboxed grading, feedback, gradebook
 	$(INSTRUCTOR) examples --clean --kind honest
 	$(INSTRUCTOR) examples --only cheat-read-secrets cheat-write-gradebook cheat-fork-bomb \
 		cheat-rebind-comparisons cheat-always-equal
@@ -45,7 +47,7 @@ feedback: $(STAMP)  ## per-student HTML feedback without hidden tests, and grade
 	$(INSTRUCTOR) feedback
 	$(INSTRUCTOR) export --output grades.csv
 
-check-grader: release  ## grader QA: every mistake caught, no cheat gains, reference full, blank 0 (~10 min)
+check-grader: release mnist  ## grader QA: every mistake caught, no cheat gains, reference full, blank 0 (~10 min)
 	$(INSTRUCTOR) check -j $(JOBS)
 
 bench-grading: release  ## grading figures for BENCHMARKS.md: parallel sandboxed vs plain nbgrader (~5 min)

@@ -27,7 +27,7 @@ test: $(STAMP)  ## run the test suite
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 INSTRUCTOR := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m instructor
 
-mnist: $(STAMP)  ## check MNIST ($$MNIST_ROOT or data/mnist; downloaded and verified once)
+mnist: $(STAMP)  ## check MNIST (MNIST_ROOT or data/mnist; downloaded and verified once)
 	$(BIN)/python -c "from helpers.data import load_mnist; load_mnist('train'); load_mnist('test')"
 
 # MNIST first: the grading sandbox has no network.

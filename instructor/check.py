@@ -18,7 +18,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.autograde import GradeResult, GradingOptions, grade_assignment
-from instructor.cheats import CHEAT_MARK, MUST_BE_HELD
+from instructor.cheats import CHEAT_MARK, MUST_BE_FLAGGED, MUST_BE_HELD
 from instructor.course import Course
 from instructor.examples import (BLANK, CHEAT_PREFIX, MISTAKE_PREFIX, REFERENCE, base_student,
                                  write_examples)
@@ -224,7 +224,9 @@ def judge_cheat(course: Course, assignment: str, cheat, results: dict[str, Grade
         if result.held and score.total == 0:
             return "held at 0, flagged for review", ""
         return (f"NOT HELD ({score.total:g})",
-                "a same-process cheat must have its scores held at 0 and be flagged")
+                "code that reaches for the machinery in an answer must be held at 0 and flagged")
+    if cheat.name in MUST_BE_FLAGGED and not flagged and gain <= 0:
+        return f"NOT FLAGGED ({score.total:g})", "code that reaches for IPython must be flagged"
     if gain > 0:
         return f"GAINED {gain:g}", f"scored {score.total:g}, more than its base ({base_total:g})"
     return f"no gain ({score.total:g} <= {base_total:g})" + (", flagged" if flagged else ""), ""

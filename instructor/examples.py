@@ -129,12 +129,20 @@ def apply_cheat(base: Notebooks, cheat: Cheat, course_root: Path) -> Notebooks:
                 if nbgrader_meta(cell).get("grade_id") == grade_id:
                     nb.cells.insert(index + 1, code(text))
                     break
+    for old, new in cheat.edit_answers:
+        for nb in notebooks.values():
+            for cell in nb.cells:
+                meta = nbgrader_meta(cell)
+                if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+                    cell.source = new + cell.source if not old else cell.source.replace(old, new)
     if cheat.delete_tests:
         for nb in notebooks.values():
             nb.cells = [cell for cell in nb.cells if not is_test_cell(cell)]
     if cheat.insert_top:
         first = notebooks[sorted(notebooks)[0]]
         first.cells.insert(0, code(cheat.insert_top))
+    if cheat.insert_bottom:
+        notebooks[sorted(notebooks)[-1]].cells.append(code(cheat.insert_bottom))
     return notebooks
 
 

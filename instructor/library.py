@@ -57,6 +57,9 @@ class Cheat:
         insert_top: code for a new cell at the very top of the (first) notebook.
         insert_after: {solution grade_id: code} new cells inserted after these cells.
         replace_cells: {grade_id: new source} for solution cells (answers) or test cells (tampering).
+        edit_answers: (old, new) text replacements applied to every code answer cell (an empty
+            ``old`` puts ``new`` in front of the answer).
+        insert_bottom: code for a new cell at the very end of the (last) notebook.
         delete_tests: remove every test cell from the submission.
         may_fail: grading this may legitimately fail (the submission is then flagged and scores 0
             when it had no earlier grade).
@@ -68,6 +71,8 @@ class Cheat:
     insert_top: str | None = None
     insert_after: dict[str, str] = field(default_factory=dict)
     replace_cells: dict[str, str] = field(default_factory=dict)
+    edit_answers: list[tuple[str, str]] = field(default_factory=list)
+    insert_bottom: str | None = None
     delete_tests: bool = False
     may_fail: bool = False
 

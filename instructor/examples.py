@@ -25,7 +25,8 @@ REFERENCE = "example-reference"
 BLANK = "example-blank"
 MISTAKE_PREFIX = "mistake-"
 CHEAT_PREFIX = "cheat-"
-EXAMPLE_PREFIXES = (REFERENCE, BLANK, MISTAKE_PREFIX, CHEAT_PREFIX)
+ALTERNATIVE_PREFIX = "alternative-"
+EXAMPLE_PREFIXES = (REFERENCE, BLANK, MISTAKE_PREFIX, CHEAT_PREFIX, ALTERNATIVE_PREFIX)
 
 Notebooks = dict[str, nbformat.NotebookNode]  # notebook name (no .ipynb) -> notebook
 
@@ -156,6 +157,11 @@ def example_set(course: Course, assignment: str, library: Library) -> dict[str, 
     for cheat in library.cheats:
         examples[CHEAT_PREFIX + cheat.name] = apply_cheat(base_of(cheat, examples), cheat,
                                                           course.root)
+    for alternative in library.alternatives:
+        notebooks = copy.deepcopy(reference)
+        for grade_id, answer in alternative.answers.items():
+            find_cell(notebooks, grade_id, f"alternative {alternative.name!r}").source = answer
+        examples[ALTERNATIVE_PREFIX + alternative.name] = notebooks
     return examples
 
 

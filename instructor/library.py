@@ -9,7 +9,9 @@ or ``<course>/<assignment>_mistakes.py``) defining:
 * ``CHEAT_BASE``: the name of a mistake whose answers run but are wrong (cheats that try to make wrong
   answers pass are applied on top of it: they must not score more than it does);
 * ``CHEATS`` (optional): assignment-specific ``Cheat`` entries, added to the generic ones in
-  ``instructor.cheats``.
+  ``instructor.cheats``;
+* ``ALTERNATIVES`` (optional): correct answers in other styles (``Alternative``), which must keep
+  full marks with no hold and no flag.
 
 Edits name cells by their nbgrader ``grade_id``, so the library follows the notebook when its text
 changes; an edit whose text is no longer there is an error that says which mistake to update.
@@ -43,6 +45,21 @@ class Mistake:
     must_lose: list[str]
     replace: list[tuple[str, str]] = field(default_factory=list)
     source: str | None = None
+    why: str = ""
+
+
+@dataclass
+class Alternative:
+    """A correct answer written in another style than the reference: it must keep full marks.
+
+    Args:
+        name: short id (``alternative-<name>``).
+        answers: {solution grade_id: the whole new answer}.
+        why: what is different about it.
+    """
+
+    name: str
+    answers: dict[str, str]
     why: str = ""
 
 
@@ -86,6 +103,7 @@ class Library:
     mistakes: list[Mistake]
     cheat_base: str
     cheats: list[Cheat]
+    alternatives: list[Alternative] = field(default_factory=list)
 
 
 class LibraryError(CourseError):
@@ -121,4 +139,5 @@ def load_library(course_root: Path, assignment: str) -> Library:
         raise LibraryError(f"{path}: CHEAT_BASE must name one of MISTAKES, got {cheat_base!r}")
     cheats = generic_cheats(cheat_base) + list(getattr(module, "CHEATS", []))
     return Library(path=path, tasks=list(getattr(module, "TASKS", [])), mistakes=mistakes,
-                   cheat_base=cheat_base, cheats=cheats)
+                   cheat_base=cheat_base, cheats=cheats,
+                   alternatives=list(getattr(module, "ALTERNATIVES", [])))

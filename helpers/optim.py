@@ -5,9 +5,10 @@ defaults (warm-up over the first 30 % of the steps from max_lr/25 to max_lr, cos
 down to max_lr/25e4, beta1 cycled 0.95 -> 0.85 -> 0.95); the update is PyTorch's own fused AdamW
 kernel, and a test checks the result step for step against torch.optim.
 
-Why not torch.optim itself: its first use imports ``torch._dynamo`` (about 1.2 s of CPU) and
-``Optimizer.step`` plus the scheduler cost about 0.3 ms of Python per step; together about a
-quarter of ``python -m helpers.train 128`` on 2 cores (BENCHMARKS.md, ``benchmarks/bench_optimizer.py``).
+Why not torch.optim itself: building ``torch.optim.AdamW`` imports ``torch._dynamo`` (about 1 s
+of CPU) and ``AdamW.step`` plus ``OneCycleLR.step`` cost about 0.1 ms more per step than this
+class; with ``AdamW(fused=True)`` the CLI ``python -m helpers.train 128`` took 23-29 % more CPU
+time and 31-37 % more wall time on 2 cores (``benchmarks/bench_optimizer.py``, BENCHMARKS.md).
 
 The kernel is private, so another PyTorch may rename it, change its arguments or its maths. Before
 its first use on a device, ``fused_kernel_works`` runs two steps of it on three numbers and checks

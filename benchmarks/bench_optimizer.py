@@ -12,12 +12,8 @@ more than 15 % end to end; the last line says whether it does.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,23 +60,13 @@ def train(variant: str, cli_args: list[str]) -> int:
 
 
 def run_variant(variant: str, cli_args: list[str]) -> dict:
-    """Time one CLI run of a variant in a fresh interpreter: wall s, CPU s (user + system), test accuracy %."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, __file__, "--train", variant, "--", *cli_args], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{variant}: python -m helpers.train {' '.join(cli_args)} failed:\n{output}")
-    if (TORCH_OPTIM_MARK in output) != (variant == "torch.optim"):
-        raise SystemExit(f"{variant}: the run did not use the optimiser it is named after:\n{output}")
-    accuracy = float(re.search(r"test accuracy: ([\d.]+)%", output).group(1))
-    return dict(wall=wall, cpu=usage.ru_utime + usage.ru_stime, accuracy=accuracy)
+    """Time one CLI run of a variant in a fresh interpreter (see bench_training.run_cli)."""
+    from bench_training import run_cli
 
-
-def load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+    run = run_cli(cli_args, launcher=(__file__, "--train", variant, "--"))
+    if (TORCH_OPTIM_MARK in run["output"]) != (variant == "torch.optim"):
+        raise SystemExit(f"{variant}: the run did not use the optimiser it is named after:\n{run['output']}")
+    return run
 
 
 def summary(values: list[float]) -> str:
@@ -88,7 +74,7 @@ def summary(values: list[float]) -> str:
 
 
 def compare(seeds: list[int], smoke: bool) -> None:
-    from bench_training import machine  # the same machine line as the other training figures
+    from bench_training import load, machine  # the same machine line as the other training figures
 
     extra = ["--dry-run"] if smoke else []
     print(f"# bench_optimizer {'--smoke ' if smoke else ''}on {machine()}; load average {load()}\n")

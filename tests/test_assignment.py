@@ -18,7 +18,7 @@ import pytest
 from assignment_runner import (ASSIGNMENT, LECTURE_NB, RELEASE_NB, SOURCE_NB, errors, make_course, nbgrader,
                                run_notebook, scores, submit)
 
-# The contract with the grader tooling (issue 5): grade ids and points of the autograded cells.
+# The contract with the grader tooling: grade ids and points of the autograded cells.
 AUTOGRADED_POINTS = {
     "test_read_idx": 4,
     "test_dataset_getitem": 3,

@@ -289,7 +289,8 @@ c.Autograde.sanitize_preprocessors = [
             python=sys.executable, readonly=self.grader_paths, bwrap=self.bwrap,
             uid=FIRST_SANDBOX_UID + slot if drop_uid else None, limits=self.options.limits,
             threads=max(1, (os.cpu_count() or 1) // self.options.workers),
-            cell_timeout=self.trusted_config.cell_timeout)
+            cell_timeout=self.trusted_config.cell_timeout,
+            stub_calls=list(self.trusted_config.stub_calls))
         return jobs, run_trusted(jobs, settings)
 
     def _run(self, command: list[str], cwd: Path, env: dict[str, str],

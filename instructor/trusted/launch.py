@@ -75,6 +75,9 @@ class TrustedRun(Configurable):
     skip_cells = List(Unicode(), help="grade ids of locked instructor cells the trusted run leaves "
                       "out: cells that only show things (widgets, figures) and that no test "
                       "needs").tag(config=True)
+    stub_calls = List(Unicode(), help="functions (module.function or module.Class.method) that "
+                      "only draw or display; the trusted run replaces them with a function that "
+                      "does nothing and returns None, to save time").tag(config=True)
     cell_timeout = Float(help="seconds one cell may run in the trusted run (default: the "
                          "course's Execute.timeout)").tag(config=True)
 
@@ -114,6 +117,7 @@ class TrustedRunSettings:
         limits: rlimits; ``wall_seconds`` bounds the whole run.
         threads: torch/BLAS threads.
         cell_timeout: seconds per cell.
+        stub_calls: functions replaced by a no-op (see ``TrustedRun.stub_calls``).
     """
 
     python: str
@@ -123,6 +127,7 @@ class TrustedRunSettings:
     limits: Limits
     threads: int = 1
     cell_timeout: float = 120.0
+    stub_calls: list[str] = field(default_factory=list)
 
 
 def run_trusted(jobs: list[NotebookJob], settings: TrustedRunSettings,
@@ -131,6 +136,7 @@ def run_trusted(jobs: list[NotebookJob], settings: TrustedRunSettings,
     docstring."""
     nonce = secrets.token_hex(16)
     job = {"nonce": nonce, "threads": settings.threads, "cell_timeout": settings.cell_timeout,
+           "stub_calls": settings.stub_calls,
            "notebooks": [{"name": j.name, "cells": j.cells} for j in jobs]}
     kernel_like = KernelSettings(python=settings.python, uid=settings.uid or 0,
                                  limits=vars(settings.limits), readonly=settings.readonly,

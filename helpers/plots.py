@@ -116,7 +116,7 @@ def _log_scale_plain(ax) -> None:
     """A log y axis labelled with plain numbers ("0.2", "2"), not matplotlib's default "2x10^-1"."""
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(PlainLogFormatter())
-    ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def _finish_loss_axis(ax, values: Sequence[float]) -> None:
@@ -172,12 +172,13 @@ def plot_history(history: Any) -> Figure:
     loss_ax.plot(np.arange(1, len(step_loss) + 1) / _steps_per_epoch(data), step_loss, color="0.75", lw=0.8,
                  label="train (each step)")
     x = [record["epoch"] for record in epochs]
-    for key, label, style in (("train", "train", "o-"), ("val", "validation", "s-")):
+    # the same colour for a data set in both panels, also when one panel lacks the training curve
+    for key, label, style, color in (("train", "train", "o-", "tab:blue"), ("val", "validation", "s-", "tab:orange")):
         loss, acc = _epoch_values(epochs, f"{key}_loss"), _epoch_values(epochs, f"{key}_acc", 100)
         if loss is not None:
-            loss_ax.plot(x, loss, style, label=f"{label} (epoch)")
+            loss_ax.plot(x, loss, style, color=color, label=f"{label} (epoch)")
         if acc is not None:
-            acc_ax.plot(x, acc, style, label=label)
+            acc_ax.plot(x, acc, style, color=color, label=label)
     _finish_loss_axis(loss_ax, step_loss)
     _finish_accuracy_axis(acc_ax)
     for ax in (loss_ax, acc_ax):
@@ -323,12 +324,19 @@ def plot_mistakes(images: Any, labels: Any, probs: Any, n: int = 12, ncols: int 
     chosen = wrong[np.argsort(-confidence, kind="stable")][:n]
     fig, axes = _grid(len(chosen), ncols, cell=1.8)
     for ax, i in zip(axes, chosen):
-        _show_digit(ax, images[i], f"#{i}: predicted {preds[i]} ({probs[i, preds[i]]:.0%})\ntrue {labels[i]}", WRONG,
-                    fontsize=8)
+        _show_digit(ax, images[i], f"#{i}: predicted {preds[i]} ({_confidence(probs[i, preds[i]])})\ntrue {labels[i]}",
+                    WRONG, fontsize=8)
     fig.suptitle(f"The {len(chosen)} most confident of {len(wrong)} mistakes. Above each image: its index, the "
                  "predicted digit with the probability the model gave it, and the true label.",
                  fontsize=9, wrap=True)
     return fig
+
+
+def _confidence(probability: float) -> str:
+    """A probability in percent: whole numbers, one decimal above 99 % (rounded down: never "100%" unless it is)."""
+    if probability < 0.99 or probability >= 1:
+        return f"{probability:.0%}"
+    return f"{np.floor(probability * 1000) / 10:.1f}%"
 
 
 def plot_probabilities(probs_row: Any, label: int | None = None, class_names: Sequence[str] | None = None) -> Figure:

@@ -79,6 +79,11 @@ def test_plot_history_draws_loss_and_accuracy_curves():
     np.testing.assert_allclose(acc_ax.lines[1].get_ydata(), [78, 88])
     assert acc_ax.get_ylabel() == "accuracy (%)"
     assert len(plot_history(history.to_dict()).axes) == 2  # the dict form works too
+    without_train_acc = history.to_dict()
+    for record in without_train_acc["epochs"]:
+        record["train_acc"] = None
+    loss_ax, acc_ax = plot_history(without_train_acc).axes
+    assert len(acc_ax.lines) == 1 and acc_ax.lines[0].get_color() == loss_ax.lines[2].get_color()  # validation
     assert saves(fig)
 
 
@@ -148,15 +153,15 @@ def test_plot_mistakes_shows_the_most_confident_ones_first(digits):
     images, labels = digits
     probs = np.full((len(labels), 10), 0.01)
     probs[np.arange(len(labels)), labels] = 0.91  # all right ...
-    wrong = {7: 0.6, 11: 0.95, 40: 0.8}  # ... except three, with these confidences
+    wrong = {7: 0.6, 11: 0.95, 40: 0.9996}  # ... except three, with these confidences
     for i, p in wrong.items():
         probs[i] = (1 - p) / 9
         probs[i, (labels[i] + 1) % 10] = p
     fig = plot_mistakes(images, labels, probs, n=12)
     assert len(fig.axes) == 3 and n_images(fig) == 3
-    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["#11", "#40", "#7"]
-    label_11 = (labels[11] + 1) % 10
-    assert fig.axes[0].get_title() == f"#11: predicted {label_11} (95%)\ntrue {labels[11]}"
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["#40", "#11", "#7"]
+    assert fig.axes[1].get_title() == f"#11: predicted {(labels[11] + 1) % 10} (95%)\ntrue {labels[11]}"
+    assert "(99.9%)" in fig.axes[0].get_title()  # not rounded up to a certainty it is not
     caption = fig.get_suptitle()
     assert "3 most confident of 3 mistakes" in caption and all(w in caption for w in ("index", "predicted", "true"))
     assert len(plot_mistakes(images, labels, probs, n=2).axes) == 2

@@ -291,8 +291,8 @@ class HiddenSizeExplorer(widgets.VBox):
     """Pick N_HIDDEN, train, compare: every run is kept, in a table and as overlaid curves.
 
     Attributes:
-        size_picker: the N_HIDDEN choice (``ipywidgets.ToggleButtons``).
-        train_button: trains the picked size (``train_button.click()`` does it from code too).
+        train_buttons: {size: the button that trains a fresh model of that size} (``.click()`` from
+            code does what pressing it does); disabled while a run trains.
         status: what the explorer is doing ("training N_HIDDEN=128 (run 2) ...").
         live: the LiveTrainingView of the current run (its picture is hidden once the run ends).
         runs: one dict per finished run, in order (the table's columns, see ``RUN_COLUMNS``);
@@ -308,19 +308,23 @@ class HiddenSizeExplorer(widgets.VBox):
         self.model_factory, self.epochs, self.fit_kwargs = model_factory, epochs, fit_kwargs
         self.runs: list[dict[str, Any]] = []
         self.histories: list[History] = []
-        self.size_picker = widgets.ToggleButtons(options=list(sizes), value=sizes[0], description="N_HIDDEN")
-        self.train_button = widgets.Button(description=f"train {epochs} epoch(s)", button_style="primary")
-        self.train_button.on_click(lambda _: self.run(self.size_picker.value))
-        self.status = widgets.HTML("no run yet: pick N_HIDDEN and press train")
+        # one button per size: a click says which size to train, so no separate picker can lag behind it
+        self.train_buttons = {size: widgets.Button(description=f"train N_HIDDEN={size}", button_style="primary",
+                                                   tooltip=f"train a fresh model with {size} hidden units for "
+                                                           f"{epochs} epoch(s)")
+                              for size in sizes}
+        for size, button in self.train_buttons.items():
+            button.on_click(lambda _, size=size: self.run(size))
+        self.status = widgets.HTML("no run yet: press a train button")
         self.live = LiveTrainingView()
         self.table = widgets.HTML()
         self.summary_image = empty_image(720)
-        super().__init__([widgets.HBox([self.size_picker, self.train_button]), self.status, self.live.widget,
+        super().__init__([widgets.HBox(list(self.train_buttons.values())), self.status, self.live.widget,
                           self.table, self.summary_image])
 
     def run(self, size: int) -> History:
         """Train a fresh model_factory(size) and add it to the runs."""
-        self.train_button.disabled = True
+        self._enable_buttons(False)
         self.status.value = f"<b>training N_HIDDEN={size}</b> (run {len(self.runs) + 1}) &hellip;"
         try:
             model = self.model_factory(size)
@@ -330,14 +334,18 @@ class HiddenSizeExplorer(widgets.VBox):
             self.status.value = f"run {len(self.runs) + 1} (N_HIDDEN={size}) failed: see the error below"
             raise
         finally:
-            self.train_button.disabled = False
+            self._enable_buttons(True)
         self.live.finish(history)
         self.runs.append(run_summary(size, model, history))
         self.histories.append(history)
         self.status.value = (f"run {len(self.runs)} (N_HIDDEN={size}) done in {history.wall_time_s:.1f} s; "
-                             "pick another N_HIDDEN and press train to compare")
+                             "train another N_HIDDEN to compare")
         self._show_runs()
         return history
+
+    def _enable_buttons(self, enabled: bool) -> None:
+        for button in self.train_buttons.values():
+            button.disabled = not enabled
 
     def _show_runs(self) -> None:
         cell = '<{0} style="padding:2px 10px;text-align:right;border-bottom:1px solid #8884">{1}</{0}>'

@@ -97,12 +97,13 @@ def test_hidden_size_explorer_keeps_and_compares_every_run(real_mnist_root):
 
     def build(n_hidden):  # the explorer builds the model once the run has started
         status_while_building.append(explorer.status.value)
+        assert all(button.disabled for button in explorer.train_buttons.values())  # one run at a time
         return MNISTClassifier(n_hidden)
 
     explorer = hidden_size_explorer(train_set, test_set, None, build, sizes=(4, 16), epochs=2, lr=1e-2)
     assert isinstance(explorer, widgets.Widget) and "no run yet" in explorer.status.value
-    explorer.size_picker.value = 16
-    explorer.train_button.click()  # what pressing the button does
+    assert list(explorer.train_buttons) == [4, 16]
+    explorer.train_buttons[16].click()  # what pressing the button does
     assert "training N_HIDDEN=16" in status_while_building[0] and "no run yet" not in status_while_building[0]
     assert "run 1 (N_HIDDEN=16) done" in explorer.status.value
     (run,) = explorer.runs
@@ -115,7 +116,7 @@ def test_hidden_size_explorer_keeps_and_compares_every_run(real_mnist_root):
     for heading, _, _ in RUN_COLUMNS:
         assert heading in explorer.table.value
     assert f"{100 * last['val_acc']:.2f}%" in explorer.table.value and is_png(explorer.summary_image)
-    assert explorer.live.redraws >= 1 and not explorer.train_button.disabled
+    assert explorer.live.redraws >= 1 and not any(b.disabled for b in explorer.train_buttons.values())
     assert explorer.live.image.layout.display == "none"  # the run's curves are in the overlay now
 
     overlay = bytes(explorer.summary_image.value)

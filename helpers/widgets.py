@@ -14,11 +14,12 @@ from typing import Any, Callable, Sequence
 import ipywidgets as widgets
 import numpy as np
 import torch
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
 from .batching import resolve_device
-from .plots import _as_array, _as_images, plot_history, plot_probabilities, plot_runs
+from .plots import RIGHT, WRONG, _as_array, _as_images, plot_history, plot_probabilities, plot_runs
 from .protocol import check_eval_output
 from .training import History, fit
 
@@ -154,7 +155,7 @@ class DigitBrowser(widgets.VBox):
         if self.model is not None:
             probs = self.probabilities(index)
             predicted = int(probs.argmax())
-            color = "green" if predicted == label else "red"
+            color = to_hex(RIGHT if predicted == label else WRONG)  # as in the figures; legible on dark themes
             text += f', predicted <b style="color:{color}">{predicted}</b> ({probs[predicted]:.1%})'
             if self._mistakes is not None and len(self._mistakes):
                 text += f" &middot; {len(self._mistakes):,} mistakes in {len(self.images):,} images"
@@ -311,7 +312,7 @@ class HiddenSizeExplorer(widgets.VBox):
         # one button per size: a click says which size to train, so no separate picker can lag behind it
         self.train_buttons = {size: widgets.Button(description=f"train N_HIDDEN={size}", button_style="primary",
                                                    tooltip=f"train a fresh model with {size} hidden units for "
-                                                           f"{epochs} epoch(s)")
+                                                           f"{epochs} epoch(s)", layout=widgets.Layout(width="auto"))
                               for size in sizes}
         for size, button in self.train_buttons.items():
             button.on_click(lambda _, size=size: self.run(size))

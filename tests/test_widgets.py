@@ -3,9 +3,11 @@ import ipywidgets as widgets
 import numpy as np
 import pytest
 
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 from helpers.evaluation import evaluate
+from helpers.plots import WRONG
 from helpers.training import History, fit, seed_everything
 from helpers.widgets import RUN_COLUMNS, DigitBrowser, LiveTrainingView, digit_browser, hidden_size_explorer
 from student_style import MNISTClassifier, MNISTDataset, datasets, mnist_subset
@@ -60,7 +62,7 @@ def test_digit_browser_steps_through_the_models_mistakes(digits):
     assert browser.next_button.description == "next mistake"
     browser.slider.value = int(wrong[0])
     browser.next_button.click()  # what pressing the button does
-    assert browser.slider.value == wrong[1] and 'style="color:red"' in browser.caption.value
+    assert browser.slider.value == wrong[1] and f'style="color:{to_hex(WRONG)}"' in browser.caption.value
     assert f"{len(wrong)} mistakes in {len(labels)} images" in browser.caption.value
     browser.previous_button.click()
     assert browser.slider.value == wrong[0]

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from matplotlib.colors import to_hex
 from playwright.sync_api import expect
 
+from helpers.plots import WRONG
 from jupyterlab_ui import (FIGURE_AS_TEXT, WIDGET_AS_TEXT, cell_with_source, cells_showing, close_and_shut_down,
                            menu, open_lab, restart_and_run_all, stderr_outputs)
 
@@ -85,7 +87,7 @@ def test_figures_and_widgets_in_light_and_dark_themes(page, lab, course, gallery
     slider, output_width = browser.locator(".widget-slider").first, browser.bounding_box()["width"]
     assert slider.bounding_box()["width"] > 0.8 * output_width, "the slider should use the output's full width"
     browser.locator("button", has_text="next mistake").click()
-    expect(browser.locator("b[style='color:red']")).to_be_visible(timeout=WAIT_MS)
+    expect(browser.locator(f"b[style='color:{to_hex(WRONG)}']")).to_be_visible(timeout=WAIT_MS)
     expect(browser).to_contain_text("mistakes in 1,000 images")
 
     # The explorer keeps both runs in its table and overlays their curves.

@@ -120,7 +120,8 @@ def _log_scale_plain(ax) -> None:
 
 
 def _finish_loss_axis(ax, values: Sequence[float]) -> None:
-    """Log scale when every loss is positive (losses shrink by orders of magnitude), a grid, a legend."""
+    """Labels, integer epoch ticks, a grid, and a log scale when every loss is positive (losses shrink by
+    orders of magnitude)."""
     finite = [v for v in values if v is not None and np.isfinite(v)]
     if finite and min(finite) > 0:
         _log_scale_plain(ax)
@@ -198,7 +199,8 @@ def plot_runs(runs: Mapping[str, Any]) -> Figure:
         runs: run name -> History (or its dict), in the order to draw them.
 
     Returns:
-        A Figure with two axes, loss and accuracy, each with one legend entry per run.
+        A Figure with two axes: loss, with one legend entry per run, and accuracy, whose legend
+        explains the line styles.
     """
     if not runs:
         raise ValueError("no runs to plot: pass {name: history, ...} with at least one run")

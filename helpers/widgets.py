@@ -136,7 +136,8 @@ class DigitBrowser(widgets.VBox):
         """
         mistakes, here = self.mistakes, self.slider.value
         if len(mistakes) == 0:
-            self.caption.value += " &mdash; the model gets every image right"
+            if "every image right" not in self.caption.value:
+                self.caption.value += " &mdash; the model gets every image right"
             return None
         if direction > 0:
             after = mistakes[mistakes > here]

@@ -277,7 +277,7 @@ def plot_confusion(confusion: Any, class_names: Sequence[str] | None = None) -> 
         raise ValueError(f"confusion must be a square (C, C) matrix, got shape {confusion.shape}")
     n = len(confusion)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
-    fig = Figure(figsize=(0.62 * n + 1.6, 0.62 * n + 1.2), layout="constrained")
+    fig = Figure(figsize=(0.5 * n + 1.4, 0.5 * n + 1.1), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(confusion, cmap="Blues")
     for (i, j), count in np.ndenumerate(confusion):

@@ -83,6 +83,7 @@ def test_every_alternative_answer_passes_the_policy(examples):
     ("def f(x):\n    return '{0.__globals__}'.format(x)", "format string"),
     ("class T:\n    def __torch_function__(self, *a):\n        return 1", "defines __torch_function__"),
     ("class T:\n    def __eq__(self, other):\n        return True", "defines __eq__"),
+    ("class T:\n    __eq__ = lambda self, other: True", "binds __eq__"),
     ("import types\ncopy = types.FunctionType", "imports types"),
     ("from helpers.data import load_mnist", "imports helpers.data"),
     ("def f():\n    global np\n    np = None", "global"),
@@ -184,3 +185,23 @@ def test_student_output_cannot_forge_a_verdict(course, examples, tmp_path, real_
     assert report.finished
     assert not report.verdict("mnist_mlp", "test_softmax").ok
     assert forged in report.log_tail  # it did print, to a log nobody trusts
+
+
+def test_the_runner_s_memory_and_pipes_are_out_of_reach(course, examples, tmp_path,
+                                                         real_mnist_root):
+    """Answers may open files for reading; /proc/self (its memory: the nonce, the hidden tests;
+    its fds: the results pipe; its environment) must not be among them, root or not."""
+    probe = ('def softmax(logits):\n'
+             '    found = []\n'
+             '    for path in ("/proc/self/mem", "/proc/self/fd/0", "/proc/self/environ"):\n'
+             '        try:\n'
+             '            with open(path, "rb") as f:\n'
+             '                f.read(1)\n'
+             '            found.append(path)\n'
+             '        except OSError:\n'
+             '            pass\n'
+             '    raise ValueError("readable: " + ",".join(found))\n')
+    assert holds_of(probe) == []  # the policy allows reading files: the process must be closed
+    _, report = trusted(course, tmp_path, with_answers(examples, {"softmax": probe}))
+    message = report.verdict("mnist_mlp", "test_softmax").message
+    assert "readable: " in message and "/proc/self/" not in message.split("readable: ")[1], message

@@ -302,7 +302,10 @@ class _Checker(ast.NodeVisitor):
         elif isinstance(target, ast.Subscript):
             self.visit(target.value)
             self.visit(target.slice)
-        # a plain Name store binds a local (or class-level) name: fine
+        elif isinstance(target, ast.Name) and _is_dunder(target.id) and \
+                target.id not in DEFINABLE_DUNDERS:
+            self.hold(target, f"binds {target.id} (it changes how the tests see values)")
+        # any other plain Name store binds a local (or class-level) name: fine
 
     # ---- expressions ---------------------------------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:

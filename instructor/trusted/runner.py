@@ -152,11 +152,24 @@ def _close_figures() -> None:
         sys.modules["matplotlib.pyplot"].close("all")
 
 
+def _not_dumpable() -> None:
+    """Make /proc/self/* (mem, fd/) root-only, so student code that may open files for reading
+    cannot read this process's memory (the nonce, the hidden tests) or reopen its pipes."""
+    import ctypes
+
+    PR_SET_DUMPABLE = 4
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         sys.exit("usage: python -m instructor.trusted.runner RESULTS_FD  (job as JSON on stdin)")
     results_fd = int(argv[0])
+    _not_dumpable()
     job = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
     os.close(0)

@@ -174,6 +174,18 @@ def test_the_blank_fails_every_test_and_an_alias_cannot_escape_a_switch(course, 
     assert blank.finished and len(blank.tests) == 10
     assert not any(v.ok for v in blank.tests.values())
 
+    # a loop that swallows the interruption ends the run after a grace period, with a reason
+    stubborn = with_answers(examples, {
+        "cross_entropy": "def cross_entropy(probs, labels):\n    while True:\n        try:\n"
+                         "            while True:\n                pass\n"
+                         "        except BaseException:\n            pass\n"})
+    (tmp_path / "stubborn").mkdir()
+    _, report = trusted(course, tmp_path / "stubborn", stubborn, cell_timeout=3)
+    assert not report.finished and "stopped early" in report.reason
+    assert report.verdict("mnist_mlp", "test_softmax").ok  # the tests before it were graded
+    assert "ignored the interruption" in report.verdict("mnist_mlp", "test_cross_entropy").message
+    assert not report.verdict("mnist_mlp", "test_training").ok  # after it: no verdict, no points
+
 
 def test_student_output_cannot_forge_a_verdict(course, examples, tmp_path, real_mnist_root):
     """A student's code prints what a verdict line looks like; only nonce-carrying lines count."""

@@ -34,7 +34,22 @@ class CellTimeout(BaseException):
     student code does not swallow it)."""
 
 
+#: Seconds a cell gets after its time limit to let the CellTimeout end it.
+GRACE = 5.0
+#: The cell running now and how to report it, for a cell that swallows CellTimeout.
+_current: dict = {}
+
+
 def _on_alarm(signum, frame):
+    if _current.get("timed_out"):
+        # the cell caught CellTimeout and went on: report it, and end the run (the cells after it
+        # get no verdict, so they score 0 with the reason in the grader's summary)
+        _current["emit"](dict(_current["verdict"], ok=False, failed_in="visible", line=None,
+                              message="the cell ran longer than the grader's limit and ignored "
+                                      "the interruption; the tests after it were not run"))
+        os._exit(3)
+    _current["timed_out"] = True
+    signal.setitimer(signal.ITIMER_REAL, GRACE)
     raise CellTimeout()
 
 
@@ -124,6 +139,7 @@ def run_job(job: dict, emit) -> None:
                         raise SyntaxError("the cell is not valid Python: nothing of it was loaded")
                 else:
                     code = compile(_ipython_free(cell["source"]), filename, "exec")
+                _current.update(timed_out=False, emit=emit, verdict=dict(verdict))
                 signal.setitimer(signal.ITIMER_REAL, limit)
                 try:
                     exec(code, namespace)

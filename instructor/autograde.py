@@ -14,6 +14,7 @@ scratch results in one transaction (``instructor.merge``) and copies the autogra
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -40,8 +41,9 @@ from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_b
 from instructor.scan import machinery_flags
 from instructor.trusted.annotate import annotate_notebook
 from instructor.trusted.hidden import hidden_test_delimiters, strip_hidden_tests
-from instructor.trusted.job import NotebookJob, build_notebook_job
-from instructor.trusted.launch import TrustedReport, TrustedRun, TrustedRunSettings, run_trusted
+from instructor.trusted.job import NotebookJob, build_notebook_job, lab_imports
+from instructor.trusted.launch import TrustedReport, TrustedRun, TrustedRunSettings, \
+    TrustedServer, run_trusted
 from instructor.zygote import ForkServer
 
 KERNEL_NAME = "instructor-sandbox"
@@ -172,6 +174,15 @@ class Grader:
         self.delimiters = hidden_test_delimiters(course.config)
         self.trusted_config = TrustedRun(config=course.config)
         self.source_notebooks = course.source_notebooks(assignment)
+        self.trusted_settings = TrustedRunSettings(
+            python=sys.executable, readonly=self.grader_paths, bwrap=self.bwrap, uid=None,
+            limits=options.limits, threads=max(1, (os.cpu_count() or 1) // options.workers),
+            cell_timeout=self.trusted_config.cell_timeout,
+            stub_calls=list(self.trusted_config.stub_calls))
+        # trusted runs fork from one server that imported torch and the course's packages once
+        self.trusted_server = TrustedServer(self.trusted_settings,
+                                            lab_imports(self.source_notebooks)) \
+            if options.fork_server else None
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(options.workers):
             self._slots.put(slot)
@@ -285,13 +296,10 @@ c.Autograde.sanitize_preprocessors = [
         jobs = [build_notebook_job(source, submitted / source.name, self.delimiters, skip)
                 for source in self.source_notebooks]
         drop_uid = bool(self.bwrap) or readable_by_all(sys.executable)
-        settings = TrustedRunSettings(
-            python=sys.executable, readonly=self.grader_paths, bwrap=self.bwrap,
-            uid=FIRST_SANDBOX_UID + slot if drop_uid else None, limits=self.options.limits,
-            threads=max(1, (os.cpu_count() or 1) // self.options.workers),
-            cell_timeout=self.trusted_config.cell_timeout,
-            stub_calls=list(self.trusted_config.stub_calls))
-        return jobs, run_trusted(jobs, settings)
+        uid = FIRST_SANDBOX_UID + slot if drop_uid else None
+        if self.trusted_server is not None:
+            return jobs, self.trusted_server.run(jobs, uid)
+        return jobs, run_trusted(jobs, dataclasses.replace(self.trusted_settings, uid=uid))
 
     def _run(self, command: list[str], cwd: Path, env: dict[str, str],
              log_path: Path) -> tuple[int, float, bool]:
@@ -387,6 +395,8 @@ c.Autograde.sanitize_preprocessors = [
             bar.close()
             if self.zygote is not None:
                 self.zygote.close()
+            if self.trusted_server is not None:
+                self.trusted_server.close()
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return sorted(results, key=lambda r: r.student)

@@ -8,6 +8,8 @@ The runner tests use the real mnist_mlp source notebook and the real MNIST files
 from __future__ import annotations
 
 import copy
+import dataclasses
+import threading
 import os
 import sys
 from pathlib import Path
@@ -22,7 +24,8 @@ from instructor.sandbox import Limits, find_bwrap
 from instructor.trusted import policy
 from instructor.trusted.hidden import hidden_test_delimiters
 from instructor.trusted.job import build_notebook_job
-from instructor.trusted.launch import TrustedRunSettings, run_trusted
+from instructor.trusted.job import lab_imports
+from instructor.trusted.launch import TrustedRunSettings, TrustedServer, run_trusted
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "source" / "mnist_mlp" / "mnist_mlp.ipynb"
@@ -106,17 +109,24 @@ def test_honest_helpers_and_top_level_statements():
 # --------------------------------------------------------------------------------------------------
 # the runner, sandboxed, on the real lab
 # --------------------------------------------------------------------------------------------------
-def trusted(course, tmp_path: Path, notebooks, cell_timeout: float = 60.0):
+def trusted(course, tmp_path: Path, notebooks, cell_timeout: float = 60.0, server=None):
+    """(job, report) of one trusted run: a fresh process, or a child of ``server``."""
     path = tmp_path / "mnist_mlp.ipynb"
     nbformat.write(notebooks["mnist_mlp"], str(path))
     job = build_notebook_job(SOURCE, path, hidden_test_delimiters(course.config), SKIP)
+    uid = None if os.getuid() else 65000 + os.getpid() % 1000
+    if server is not None:
+        return job, server.run([job], uid)
+    settings = dataclasses.replace(trusted_settings(course), uid=uid, cell_timeout=cell_timeout)
+    return job, run_trusted([job], settings)
+
+
+def trusted_settings(course) -> TrustedRunSettings:
     from instructor.autograde import grader_readonly_paths, kernel_readonly_paths
 
     readonly = grader_readonly_paths(course, kernel_readonly_paths(course, []))
-    settings = TrustedRunSettings(python=sys.executable, readonly=readonly, bwrap=find_bwrap(),
-                                  uid=None if os.getuid() else 65000 + os.getpid() % 1000,
-                                  limits=Limits(wall_seconds=300), cell_timeout=cell_timeout)
-    return job, run_trusted([job], settings)
+    return TrustedRunSettings(python=sys.executable, readonly=readonly, bwrap=find_bwrap(),
+                              uid=None, limits=Limits(wall_seconds=300), cell_timeout=60.0)
 
 
 def with_answers(examples, answers: dict[str, str]):
@@ -217,3 +227,34 @@ def test_the_runner_s_memory_and_pipes_are_out_of_reach(course, examples, tmp_pa
     _, report = trusted(course, tmp_path, with_answers(examples, {"softmax": probe}))
     message = report.verdict("mnist_mlp", "test_softmax").message
     assert "readable: " in message and "/proc/self/" not in message.split("readable: ")[1], message
+
+
+def test_the_server_forks_the_same_verdicts_for_concurrent_runs(course, examples, tmp_path,
+                                                                real_mnist_root):
+    """Two submissions at once through one trusted-run server: each gets its own verdicts, the
+    same as a fresh process gives; the server's children cannot read /proc/self either."""
+    aliased = with_answers(examples, {
+        "softmax": "from torch import softmax as _sm\n\n\ndef softmax(logits):\n"
+                   "    return _sm(logits, dim=-1)\n"})
+    server = TrustedServer(trusted_settings(course), lab_imports([SOURCE]))
+    results = {}
+    try:
+        def grade(name, notebooks):
+            (tmp_path / name).mkdir()
+            results[name] = trusted(course, tmp_path / name, notebooks, server=server)[1]
+
+        threads = [threading.Thread(target=grade, args=args) for args in
+                   [("reference", examples[REFERENCE]), ("aliased", aliased)]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.close()
+    reference, alias = results["reference"], results["aliased"]
+    assert reference.finished and alias.finished, (reference.reason, alias.reason)
+    assert all(v.ok for v in reference.tests.values()) and len(reference.tests) == 10
+    failed = sorted(cell for (_, cell), v in alias.tests.items() if not v.ok)
+    assert failed == ["test_softmax"], failed
+    assert "torch.softmax was called" in alias.verdict("mnist_mlp", "test_softmax").message
+    assert server.proc.poll() is not None  # closed: no server left behind

@@ -63,6 +63,31 @@ def _student_answers(submitted: Path | None) -> dict[str, str]:
     return answers
 
 
+def lab_imports(sources: list[Path]) -> list[str]:
+    """The modules the instructor's locked cells import, and candidates for submodules (what a
+    trusted-run server preloads)."""
+    import ast
+
+    modules: set[str] = set()
+    for source in sources:
+        for cell in nbformat.read(str(source), as_version=4).cells:
+            if cell.cell_type != "code" or not utils.is_locked(cell) or utils.is_grade(cell):
+                continue
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    modules.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    modules.add(node.module)
+                    # `from helpers import plots` imports a submodule; the server skips names
+                    # that are not modules
+                    modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return sorted(modules)
+
+
 def build_notebook_job(source: Path, submitted: Path | None, delimiters: ClearHiddenTests,
                        skip: frozenset[str] = frozenset()) -> NotebookJob:
     """The trusted run's cells for one notebook.

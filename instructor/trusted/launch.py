@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import select
 import signal
 import subprocess
+import threading
 import time
+from itertools import count
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,3 +244,110 @@ def _take(line: bytes, nonce: str, report: TrustedReport) -> None:
         report.student_errors.append(f"{where}: {message.get('message', '')}")
     elif kind == "setup" and not message.get("ok"):
         report.lab_errors.append(f"setup: {message.get('message', '')}")
+
+
+class TrustedServer:
+    """The grader's side of ``instructor.trusted.server``: one sandboxed server per grading run,
+    one forked trusted run per submission (same verdicts as ``run_trusted``, without paying the
+    imports each time).
+
+    Args:
+        settings: as for ``run_trusted`` (``uid`` is given per run).
+        preload: modules the server imports once (the course's packages).
+    """
+
+    def __init__(self, settings: TrustedRunSettings, preload: list[str]):
+        self.settings = settings
+        kernel_like = KernelSettings(python=settings.python, uid=0, limits=vars(settings.limits),
+                                     readonly=settings.readonly, workdir="/tmp", submitted_dir="",
+                                     ipc_dir="", bwrap=settings.bwrap, threads=settings.threads)
+        env = kernel_environment(kernel_like)
+        env["NBGRADER_EXECUTION"] = "autograde"
+        command = [settings.python, "-m", "instructor.trusted.server",
+                   json.dumps({"preload": preload, "threads": settings.threads})]
+        if settings.bwrap:
+            command = trusted_view(settings.bwrap, settings.readonly, settings.limits.tmp_mb,
+                                   env) + command
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, cwd="/",
+                                     env=None if settings.bwrap else env,
+                                     start_new_session=True)
+        self._ids = count()
+        self._lock = threading.Lock()
+        self._inboxes: dict[str, queue.Queue] = {}
+        self.dead = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                message = json.loads(line)
+                inbox = self._inboxes.get(str(message.get("id")))
+            except (ValueError, AttributeError):
+                continue
+            if inbox is not None:
+                inbox.put(message)
+        self.dead = True
+        for inbox in list(self._inboxes.values()):
+            inbox.put(None)
+
+    def run(self, jobs: list[NotebookJob], uid: int | None) -> TrustedReport:
+        """One submission's trusted run, in a child of the server (blocks until it ends)."""
+        job_id = str(next(self._ids))
+        nonce = secrets.token_hex(16)
+        inbox: queue.Queue = queue.Queue()
+        self._inboxes[job_id] = inbox
+        settings = self.settings
+        request = {"id": job_id, "uid": uid if os.getuid() == 0 else None,
+                   "rlimits": settings.limits.rlimits(), "wall_seconds": settings.limits.wall_seconds,
+                   "job": {"nonce": nonce, "threads": settings.threads,
+                           "cell_timeout": settings.cell_timeout,
+                           "stub_calls": settings.stub_calls,
+                           "notebooks": [{"name": j.name, "cells": j.cells} for j in jobs]}}
+        report = TrustedReport()
+        start = time.monotonic()
+        try:
+            with self._lock:
+                self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+                self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.dead = True
+        deadline = start + settings.limits.wall_seconds + 30
+        try:
+            while not self.dead or not inbox.empty():
+                try:
+                    message = inbox.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    report.reason = "the trusted run server did not answer in time"
+                    break
+                if message is None:
+                    break
+                if message.get("kind") == "exit" and "nonce" not in message:
+                    report.log_tail = str(message.get("log_tail", ""))
+                    if message.get("timed_out"):
+                        report.reason = ("the trusted run reached the wall-clock limit "
+                                         "(an endless loop?)")
+                    elif not report.finished:
+                        tail = report.log_tail.strip().splitlines()[-1:] or ["no output"]
+                        report.reason = (f"the trusted run stopped early (exit status "
+                                         f"{message.get('status')}): {tail[0][:200]}")
+                    break
+                _take(json.dumps(message).encode(), nonce, report)
+            else:
+                report.reason = report.reason or "the trusted run server died"
+        finally:
+            self._inboxes.pop(job_id, None)
+            report.seconds = time.monotonic() - start
+        return report
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()

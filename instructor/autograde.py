@@ -33,6 +33,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.course import Course, CourseError, jupyter_env
+from instructor.intake import IntakeLimits, copy_submission
 from instructor.merge import merge_submission, record_failure
 from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
     python_install_paths
@@ -79,6 +80,7 @@ class GradingOptions:
         progress: show a progress bar.
         fork_server: run nbgrader's autograde in children of one fork server (nbgrader imported
             once) instead of one fresh nbgrader process per submission; see instructor.zygote.
+        intake: caps on a submission's files (see instructor.intake).
     """
 
     workers: int = 2
@@ -89,6 +91,7 @@ class GradingOptions:
     keep_scratch: bool = False
     progress: bool = True
     fork_server: bool = True
+    intake: IntakeLimits = field(default_factory=IntakeLimits)
 
 
 def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
@@ -164,6 +167,7 @@ class Grader:
         for slot in range(options.workers):
             self._slots.put(slot)
         self._running: set[subprocess.Popen] = set()
+        self._intake_flags: dict[str, list[str]] = {}  # student -> entries intake left out
         self._lock = threading.Lock()
         self.zygote: ForkServer | None = None
         if options.fork_server:
@@ -178,8 +182,10 @@ class Grader:
         course_dir = scratch / "course"
         dirs = self.course.directories
         submitted = course_dir / dirs["submitted"] / student / self.assignment
-        shutil.copytree(self.course.folder("submitted", self.assignment, student), submitted,
-                        symlinks=False, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        submitted.parent.mkdir(parents=True)
+        intake = copy_submission(self.course.root / dirs["submitted"], [student, self.assignment],
+                                 submitted, self.options.intake)
+        self._intake_flags[student] = [f"left out {line}" for line in intake.refused]
         source = self.course.folder("source", self.assignment)
         shutil.copytree(source, course_dir / dirs["source"] / self.assignment,
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
@@ -341,7 +347,7 @@ c.Autograde.sanitize_preprocessors = [
                 futures = {pool.submit(self.grade_one, i, s): s for i, s in enumerate(students)}
                 try:
                     for future in as_completed(futures):
-                        result = self._finish(future.result())
+                        result = self._finish(self._with_intake_flags(future.result()))
                         results.append(result)
                         bar.update(1)
                         if not result.ok:
@@ -359,6 +365,11 @@ c.Autograde.sanitize_preprocessors = [
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return sorted(results, key=lambda r: r.student)
+
+    def _with_intake_flags(self, result: GradeResult) -> GradeResult:
+        """Add what intake left out of the submission to its flags (before the merge records them)."""
+        result.flags[:0] = self._intake_flags.pop(result.student, [])
+        return result
 
     def _finish(self, result: GradeResult) -> GradeResult:
         """Merge one result into the real gradebook and copy its autograded notebooks (main thread)."""

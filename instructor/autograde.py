@@ -14,6 +14,7 @@ scratch results in one transaction (``instructor.merge``) and copies the autogra
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -33,11 +34,15 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.course import Course, CourseError, jupyter_env
+from instructor.gradebook_lock import check_writable, is_locked_error, wait_until_unlocked
 from instructor.intake import IntakeLimits, copy_submission
 from instructor.merge import merge_submission, record_failure
-from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
-    python_install_paths
+from instructor.recovery import (discard_staged, mark_owner, publish_staged, reconcile,
+                                 remove_dead_runs, staging_folder)
+from instructor.sandbox import KernelSettings, Limits, find_bwrap, grader_view, python_install_paths
 from instructor.scan import HOLD_REASONS, suspicious_lines
+from instructor.student_ids import student_id_problem
+from instructor.uids import UidClaim, claim_sandbox_uid
 from instructor.zygote import ForkServer
 
 KERNEL_NAME = "instructor-sandbox"
@@ -64,6 +69,7 @@ class GradeResult:
     held: bool = False  # autograded scores held at 0 pending review (see instructor.scan.HOLD_REASONS)
     scores: dict[str, float | None] = field(default_factory=dict)
     scratch: Path | None = None
+    sandbox_uid: int | None = None  # the uid its kernel ran as (instructor.uids)
 
 
 @dataclass
@@ -160,6 +166,7 @@ class Grader:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         self.run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir=root))
+        mark_owner(self.run_dir)  # a later run removes it if this one is killed
         self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
         self.kernel_paths = kernel_readonly_paths(course, options.kernel_readonly)
         self.grader_paths = grader_readonly_paths(course, self.kernel_paths)
@@ -168,6 +175,8 @@ class Grader:
             self._slots.put(slot)
         self._running: set[subprocess.Popen] = set()
         self._intake_flags: dict[str, list[str]] = {}  # student -> entries intake left out
+        self._uid_claims: dict[str, UidClaim] = {}  # student -> its kernel's uid, while grading
+        self.sandbox_uids: dict[str, int] = {}  # student -> the uid its kernel ran as
         self._lock = threading.Lock()
         self.zygote: ForkServer | None = None
         if options.fork_server:
@@ -195,6 +204,7 @@ class Grader:
 c.CourseDirectory.root = {str(course_dir)!r}
 c.CourseDirectory.db_url = {"sqlite:///" + str(course_dir / "gradebook.db")!r}
 c.CourseDirectory.course_id = {self.course.course_id!r}
+c.CourseDirectory.student_id = {student!r}
 c.Execute.kernel_name = {KERNEL_NAME!r}
 c.KernelManager.transport = "ipc"
 c.KernelManager.ip = {str(scratch / "ipc" / "k")!r}
@@ -211,8 +221,12 @@ c.Autograde.sanitize_preprocessors = [
 
     def _kernelspec(self, scratch: Path, env: dict[str, str], slot: int, student: str) -> None:
         cores = os.cpu_count() or 1
+        claim = claim_sandbox_uid()  # unique on the machine while this submission runs
+        with self._lock:
+            self._uid_claims[student] = claim
+            self.sandbox_uids[student] = claim.uid
         settings = KernelSettings(
-            python=sys.executable, uid=FIRST_SANDBOX_UID + slot,
+            python=sys.executable, uid=claim.uid,
             limits=self.options.limits.__dict__.copy(), readonly=self.kernel_paths,
             workdir=str(scratch / "work"),
             submitted_dir=str(scratch / "course" / self.course.directories["submitted"] / student
@@ -237,7 +251,7 @@ c.Autograde.sanitize_preprocessors = [
             scratch = self._scratch_course(index, student)
             env = jupyter_env(scratch / "env")
             self._kernelspec(scratch, env, slot, student)
-            argv = [self.assignment, "--student", student, "--force"]
+            argv = [self.assignment, "--force"]  # the student id is in the scratch config
             log_path = scratch / "autograde.log"
             if self.zygote is not None:
                 returncode, peak_kb, timed_out = self._run_forked(str(index), scratch, env, argv,
@@ -255,6 +269,7 @@ c.Autograde.sanitize_preprocessors = [
                                reason=f"could not prepare grading: {type(exc).__name__}: {exc}",
                                scratch=scratch)
         finally:
+            self._release_uid(student)
             self._slots.put(slot)
         result = GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
                              peak_rss_mb=peak_kb / 1024, scratch=scratch)
@@ -347,7 +362,8 @@ c.Autograde.sanitize_preprocessors = [
                 futures = {pool.submit(self.grade_one, i, s): s for i, s in enumerate(students)}
                 try:
                     for future in as_completed(futures):
-                        result = self._finish(self._with_intake_flags(future.result()))
+                        result = self._finish_when_unlocked(
+                            self._with_intake_and_uid(future.result()))
                         results.append(result)
                         bar.update(1)
                         if not result.ok:
@@ -366,10 +382,35 @@ c.Autograde.sanitize_preprocessors = [
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return sorted(results, key=lambda r: r.student)
 
-    def _with_intake_flags(self, result: GradeResult) -> GradeResult:
-        """Add what intake left out of the submission to its flags (before the merge records them)."""
+    def _release_uid(self, student: str) -> None:
+        with self._lock:
+            claim = self._uid_claims.pop(student, None)
+        if claim is not None:
+            claim.release()
+
+    def _with_intake_and_uid(self, result: GradeResult) -> GradeResult:
+        """Add what intake left out of the submission to its flags (before the merge records them)
+        and the uid its kernel ran as."""
         result.flags[:0] = self._intake_flags.pop(result.student, [])
+        result.sandbox_uid = self.sandbox_uids.get(result.student)
         return result
+
+    def _finish_when_unlocked(self, result: GradeResult) -> GradeResult:
+        """``_finish`` once the real gradebook can be written (waits for another program's lock,
+        bounded), then move the autograded notebooks into place: after the commit, never before."""
+        final = self.course.folder("autograded", self.assignment, result.student)
+        while True:
+            wait_until_unlocked(self.course.gradebook_path)
+            attempt = copy.deepcopy(result)
+            try:
+                finished = self._finish(attempt)
+            except Exception as exc:
+                discard_staged(final)
+                if is_locked_error(exc):
+                    continue  # locked again between the wait and the merge: wait again
+                raise
+            publish_staged(final)
+            return finished
 
     def _finish(self, result: GradeResult) -> GradeResult:
         """Merge one result into the real gradebook and copy its autograded notebooks (main thread)."""
@@ -398,15 +439,15 @@ c.Autograde.sanitize_preprocessors = [
         return result
 
     def _copy_autograded(self, scratch: Path, student: str) -> None:
-        """Copy the autograded notebooks (only notebooks: nothing else the student wrote) back."""
+        """Copy the autograded notebooks (only notebooks: nothing else the student wrote) back, to
+        a staging folder that ``publish_staged`` moves into place after the gradebook commit."""
         src = scratch / "course" / self.course.directories["autograded"] / student / self.assignment
-        dest = self.course.folder("autograded", self.assignment, student)
-        dest.mkdir(parents=True, exist_ok=True)
+        dest = staging_folder(self.course.folder("autograded", self.assignment, student))
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
         for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt"]:
             if (src / name).is_file():
-                tmp = dest / f".{name}.tmp"
-                shutil.copyfile(src / name, tmp)
-                os.replace(tmp, dest / name)
+                shutil.copyfile(src / name, dest / name)
 
     def kill_all(self) -> None:
         with self._lock:
@@ -484,8 +525,13 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
                      students: list[str] | None = None) -> list[GradeResult]:
     """Grade all (or the given) submissions of ``assignment``; warn loudly when there is no sandbox.
 
+    Before grading: the gradebook must be writable (else nothing is graded), another program's lock
+    on it is waited for, what a killed run left is repaired (``instructor.recovery``), and student
+    ids nbgrader cannot take are refused with the reason (the others are graded).
+
     Raises:
-        CourseError: nothing to grade, or the assignment was not released.
+        CourseError: nothing to grade, the assignment was not released, the gradebook is read-only
+            or stayed locked.
     """
     students = students if students is not None else course.students(assignment)
     if not students:
@@ -493,7 +539,26 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
                           f"{course.root / course.directories['submitted']}: expected "
                           f"submitted/<student>/{assignment}/*.ipynb (python -m instructor examples "
                           f"makes example ones)")
-    grader = Grader(course, assignment, options)
-    if options.use_sandbox and not grader.bwrap:
-        print(BWRAP_MISSING, file=sys.stderr)
-    return grader.grade(students)
+    if course.gradebook_path.is_file():
+        check_writable(course.gradebook_path)
+        wait_until_unlocked(course.gradebook_path)
+    for folder in remove_dead_runs(options.scratch_root or Path(tempfile.gettempdir())):
+        print(f"removed {folder}: scratch folder of a grading run that was killed", file=sys.stderr)
+    if course.gradebook_path.is_file():
+        submitted = set(course.students(assignment))
+        for student, what in reconcile(course, assignment).items():
+            again = student in submitted
+            print(f"{student}: {what}; " + ("graded again now" if again else
+                                            "removed (no submission to grade)"), file=sys.stderr)
+            if again and student not in students:
+                students = students + [student]
+    refused = [GradeResult(student=s, ok=False, reason=f"not graded: {student_id_problem(s)}")
+               for s in students if student_id_problem(s)]
+    accepted = [s for s in students if not student_id_problem(s)]
+    results = []
+    if accepted:
+        grader = Grader(course, assignment, options)
+        if options.use_sandbox and not grader.bwrap:
+            print(BWRAP_MISSING, file=sys.stderr)
+        results = grader.grade(accepted)
+    return sorted(results + refused, key=lambda r: r.student)

@@ -5,10 +5,11 @@ each submission gets a kernelspec whose argv is::
 
     python -m instructor.kernel_launcher SETTINGS.json {connection_file}
 
-This process runs where nbgrader runs (trusted), prepares the kernel's private working folder with the
-student's own files only, hands the kernel a copy of the connection file it may read, and then
-replaces itself with bubblewrap (``instructor.sandbox.kernel_view``) running a tiny privilege-dropping
-shim that sets the rlimits, becomes an unprivileged uid and execs ipykernel.
+This process runs where nbgrader runs (trusted), prepares the kernel's working files (the student's
+own files only), hands the kernel a copy of the connection file it may read, and then replaces
+itself with bubblewrap (``instructor.sandbox.kernel_view``) running a tiny privilege-dropping shim
+that copies the working files into the kernel's own size-limited tmpfs, sets the rlimits, becomes an
+unprivileged uid and execs ipykernel.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from instructor.sandbox import DROP_PRIVILEGES, KernelSettings, kernel_environment, kernel_view
+from instructor.sandbox import DROP_PRIVILEGES, STAGING_MOUNT, KernelSettings, kernel_environment, \
+    kernel_view
 
 
 def prepare_workdir(settings: KernelSettings, cwd: str) -> None:
@@ -40,7 +42,8 @@ def prepare_workdir(settings: KernelSettings, cwd: str) -> None:
             shutil.copytree(entry, target, symlinks=False)
         elif entry.is_file():
             shutil.copy2(entry, target)
-    _chown_tree(workdir, settings.uid)
+    if not settings.bwrap:  # the kernel works in this folder itself; with bubblewrap, in a copy
+        _chown_tree(workdir, settings.uid)
 
 
 def _chown_tree(root: Path, uid: int) -> None:
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     shim = {
         "rlimits": rlimits,
         "uid": settings.uid if drop_uid else None,
+        "staging": STAGING_MOUNT if settings.bwrap else None,
         "argv": [settings.python, "-m", "ipykernel_launcher", "-f", str(kernel_connection), *extra],
     }
     command = [settings.python, "-c", DROP_PRIVILEGES, json.dumps(shim)]

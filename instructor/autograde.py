@@ -37,6 +37,7 @@ from instructor.course import Course, CourseError, jupyter_env
 from instructor.gradebook_lock import check_writable, is_locked_error, wait_until_unlocked
 from instructor.intake import IntakeLimits, copy_submission
 from instructor.merge import merge_submission, record_failure
+from instructor.output_cap import AUTOGRADE_PREPROCESSORS
 from instructor.recovery import (discard_staged, mark_owner, publish_staged, reconcile,
                                  remove_dead_runs, staging_folder)
 from instructor.sandbox import KernelSettings, Limits, find_bwrap, grader_view, python_install_paths
@@ -87,6 +88,7 @@ class GradingOptions:
         fork_server: run nbgrader's autograde in children of one fork server (nbgrader imported
             once) instead of one fresh nbgrader process per submission; see instructor.zygote.
         intake: caps on a submission's files (see instructor.intake).
+        gradebook_wait: seconds to wait for another program's lock on the gradebook.
     """
 
     workers: int = 2
@@ -98,6 +100,7 @@ class GradingOptions:
     progress: bool = True
     fork_server: bool = True
     intake: IntakeLimits = field(default_factory=IntakeLimits)
+    gradebook_wait: float = 60.0
 
 
 def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
@@ -213,6 +216,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec", "instructor.restore.RestoreDeletedCells",
     "nbgrader.preprocessors.CheckCellMetadata"]
+c.Autograde.autograde_preprocessors = {AUTOGRADE_PREPROCESSORS!r}
 """
         (course_dir / "nbgrader_config.py").write_text(self.course.config_text + overrides)
         os.chmod(course_dir, 0o700)  # the kernel's uid must not read the scratch gradebook
@@ -399,8 +403,10 @@ c.Autograde.sanitize_preprocessors = [
         """``_finish`` once the real gradebook can be written (waits for another program's lock,
         bounded), then move the autograded notebooks into place: after the commit, never before."""
         final = self.course.folder("autograded", self.assignment, result.student)
+        deadline = time.monotonic() + self.options.gradebook_wait
         while True:
-            wait_until_unlocked(self.course.gradebook_path)
+            wait_until_unlocked(self.course.gradebook_path,
+                                max(0.0, deadline - time.monotonic()))
             attempt = copy.deepcopy(result)
             try:
                 finished = self._finish(attempt)
@@ -541,7 +547,7 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
                           f"makes example ones)")
     if course.gradebook_path.is_file():
         check_writable(course.gradebook_path)
-        wait_until_unlocked(course.gradebook_path)
+        wait_until_unlocked(course.gradebook_path, options.gradebook_wait)
     for folder in remove_dead_runs(options.scratch_root or Path(tempfile.gettempdir())):
         print(f"removed {folder}: scratch folder of a grading run that was killed", file=sys.stderr)
     if course.gradebook_path.is_file():

@@ -278,7 +278,7 @@ def test_output_is_trimmed_while_running_and_grades_are_unchanged(tmp_path):
 def test_capped_execute_keeps_what_decides_a_grade():
     from nbformat.notebooknode import NotebookNode
 
-    from instructor.output_cap import CappedExecute
+    from instructor.output_cap import CappedExecute, trim_note
 
     ex = CappedExecute(max_cell_output=100, max_notebook_output=1000)
     ex.reset_execution_trackers()
@@ -297,9 +297,15 @@ def test_capped_execute_keeps_what_decides_a_grade():
               None, 0)  # over, but it makes the cell 0 points: kept, short
     kinds = [o.output_type for o in outs]
     assert kinds == ["stream", "stream", "execute_result", "error"], kinds
-    assert "b" not in outs[0].text and "output trimmed: 500 bytes" in outs[1].text
+    # dropped: the 500 b's and what the shortened error lost (5000 + 50 - 2000 - 20)
+    assert "b" not in outs[0].text and "output trimmed: 3530 bytes" in outs[1].text
     assert len(outs[3].evalue) <= 2000 and len(outs[3].traceback) <= 20
-    # under the cap nothing changes
+    # the notebook's cap is spent: another cell's output is trimmed too
+    other: list[NotebookNode] = []
+    ex.output(other, msg("stream", name="stdout", text="hello"), None, 1)
+    assert [o.text for o in other] == [trim_note(5)]
+    # the next notebook starts from zero: under the caps nothing changes
+    ex.reset_execution_trackers()
     small: list[NotebookNode] = []
     ex.output(small, msg("stream", name="stdout", text="hello"), None, 1)
     assert [o.text for o in small] == ["hello"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -359,8 +360,9 @@ print("WROTE", _written // 2**20, "MB AND", _files, "FILES")
         watcher.join()
     assert auto_score(course, "disk-filler") == auto_score(course, REFERENCE) == 5.0, proc.stdout
     text = (course / "autograded" / "disk-filler" / "tiny" / "tiny.ipynb").read_text()
-    assert "disk full after 25" in text  # the 256 MB working folder filled up, nothing more
-    assert "WROTE 25" in text
+    written = re.search(r"WROTE (\d+) MB AND (\d+) FILES", text)
+    assert written and "disk full after" in text  # its 256 MB working folder filled up
+    assert 200 <= int(written.group(1)) <= 256
     assert peak["du"] < 50 * 1024, f"the scratch folder grew to {peak['du']} KiB"
     print(f"\nkernel tried 1 GB and 100,000 files; {text[text.index('WROTE'):][:40]!r}; "
           f"scratch folder peak {peak['du']} KiB")

@@ -13,6 +13,7 @@ unprivileged uid and execs ipykernel.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -44,6 +45,23 @@ def prepare_workdir(settings: KernelSettings, cwd: str) -> None:
             shutil.copy2(entry, target)
     if not settings.bwrap:  # the kernel works in this folder itself; with bubblewrap, in a copy
         _chown_tree(workdir, settings.uid)
+
+
+#: size of the tmpfs holding a kernel's unix sockets and connection file (they need a few KiB)
+IPC_TMPFS_BYTES = 1 << 20
+
+
+def mount_private_tmpfs(path: Path, size_bytes: int) -> bool:
+    """Mount a size-limited tmpfs on ``path`` in this mount namespace (the grader's sandbox, where
+    nbgrader, which connects to the kernel's sockets there, sees it too; the host does not).
+
+    Returns:
+        Whether it was mounted; without the right to mount (an unprivileged grader) the folder
+        stays on disk, where RLIMIT_FSIZE still caps each file the kernel writes.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={size_bytes},mode=0755".encode()
+    return libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0, options) == 0
 
 
 def _chown_tree(root: Path, uid: int) -> None:
@@ -94,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # the kernel may read only its own copy of the connection file (jupyter writes it 0600 as us)
     ipc_dir = Path(settings.ipc_dir)
+    if settings.bwrap:  # the one folder the kernel shares with nbgrader: keep it off the disk too
+        mount_private_tmpfs(ipc_dir, IPC_TMPFS_BYTES)
     kernel_connection = ipc_dir / "kernel-connection.json"
     kernel_connection.write_text(Path(connection_file).read_text())
     os.chmod(kernel_connection, 0o600)

@@ -335,6 +335,18 @@ try:
 except OSError as _e:
     print("stopped after", _files, "files:", _e.strerror)
 print("WROTE", _written // 2**20, "MB AND", _files, "FILES")
+import sys
+_ipc = os.path.dirname(sys.argv[sys.argv.index("-f") + 1])  # the folder shared with nbgrader
+_written = 0
+try:
+    with open(os.path.join(_ipc, "big.bin"), "wb") as _f:
+        for _ in range(200):
+            _f.write(b"x" * 2**20)
+            _f.flush()
+            _written += 2**20
+except OSError as _e:
+    pass
+print("IPC WROTE", _written // 2**20, "MB")
 """
     with_code(course, "disk-filler", fill)
     scratch = tmp_path / "scratch"
@@ -363,6 +375,7 @@ print("WROTE", _written // 2**20, "MB AND", _files, "FILES")
     written = re.search(r"WROTE (\d+) MB AND (\d+) FILES", text)
     assert written and "disk full after" in text  # its 256 MB working folder filled up
     assert 200 <= int(written.group(1)) <= 256
+    assert re.search(r"IPC WROTE [01] MB", text), text[text.index("IPC"):][:100]
     assert peak["du"] < 50 * 1024, f"the scratch folder grew to {peak['du']} KiB"
-    print(f"\nkernel tried 1 GB and 100,000 files; {text[text.index('WROTE'):][:40]!r}; "
+    print(f"\nkernel tried 1 GB and 100,000 files; {text[text.index('WROTE'):][:80]!r}; "
           f"scratch folder peak {peak['du']} KiB")

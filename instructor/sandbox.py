@@ -37,6 +37,28 @@ review (``instructor.scan``) and feedback scrubs any output line that quotes a h
 who studies this tooling and writes a targeted interpreter-level exploit can still defeat a
 same-process test; that needs a human look, which the flags ask for.
 
+Files, output, disk, other runs: what is guaranteed now.
+
+* Submission files are data: the privileged parent copies a submission with ``instructor.intake``
+  (no path resolved through a link, ``O_NOFOLLOW`` opens) before anything else reads it; symbolic
+  links, hard links, devices, FIFOs and sockets are left out and flagged with their path, and a
+  submission is capped in bytes, files and depth. Everything later (nbgrader, the scan, the kernel)
+  reads only that copy.
+* Output is capped while nbgrader runs the notebook (``instructor.output_cap``: per cell and per
+  notebook, trimmed with a visible note, the outputs that decide a grade always kept), so printing
+  cannot blow up nbgrader's memory, the autograded notebook or the feedback page. One single huge
+  message is still read whole (bounded by the kernel's RLIMIT_AS).
+* Disk: every folder the kernel can write is a size-limited tmpfs (its working folder, ``/tmp``, and
+  its socket folder, which is mounted in the grader's sandbox), so a submission cannot grow the
+  host's disk; RLIMIT_FSIZE caps each file. These tmpfs live in memory (``work_mb`` + ``tmp_mb`` +
+  1 MiB per running kernel), and tmpfs does not cap the NUMBER of files (each costs kernel memory).
+* Runs are isolated: every running submission has its own uid, claimed machine-wide
+  (``instructor.uids``), so concurrent grading runs never share RLIMIT_NPROC or see each other's
+  kernels; student ids reach nbgrader only through a config literal, never a command line.
+* The gradebook: read-only is refused before grading, a lock is waited for (bounded, reported);
+  autograded notebooks are published only after their gradebook commit, and the next run repairs
+  what a SIGKILL left and removes dead runs' scratch folders (``instructor.recovery``).
+
 Without bubblewrap the limits (rlimits, uid drop, wall clock) still apply, but the file-system and
 network walls do not: the caller must say so loudly (``instructor.autograde`` does).
 """

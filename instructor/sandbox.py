@@ -60,7 +60,8 @@ Files, output, disk, other runs: what is guaranteed now.
   what a SIGKILL left and removes dead runs' scratch folders (``instructor.recovery``).
 
 Without bubblewrap the limits (rlimits, uid drop, wall clock) still apply, but the file-system and
-network walls do not: the caller must say so loudly (``instructor.autograde`` does).
+network walls do not, and the kernel's working folder is on the host's disk (RLIMIT_FSIZE caps each
+file, nothing caps their number): the caller must say so loudly (``instructor.autograde`` does).
 """
 from __future__ import annotations
 

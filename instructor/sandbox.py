@@ -22,9 +22,9 @@ gradebook with the hidden tests) and the student's notebook, executed cell by ce
   ``source/``, the real course or any other student. It runs as an unprivileged uid of its own (drawn
   per submission and claimed machine-wide, ``instructor.uids``, so RLIMIT_NPROC counts only its own
   processes, even beside other grading runs: that limit is not enforced for root), with rlimits for
-  CPU seconds, address space,
-  processes, file size and open files, no network (it talks to nbgrader over unix sockets: the ZMQ
-  ``ipc`` transport), in a pid namespace that dies with it (no process outlives the kernel).
+  CPU seconds, address space, processes, file size and open files, no network (it talks to nbgrader
+  over unix sockets: the ZMQ ``ipc`` transport), in a pid namespace that dies with it (no process
+  outlives the kernel).
   The parent also enforces a wall-clock limit per submission and kills the whole tree.
 
 What this does NOT stop: the hidden tests are executed in the student's kernel, because that is how

@@ -36,7 +36,9 @@ def check_writable(path: Path) -> None:
     Raises:
         CourseError: the file or its folder is read-only (or it is not a gradebook).
     """
-    db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0.1, isolation_level=None)
+    # a URI (mode=rw: never create it), percent-encoded so that "?" or "#" in a folder name is kept
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=0.1,
+                         isolation_level=None)
     try:
         db.execute("BEGIN IMMEDIATE")
         version = db.execute("PRAGMA user_version").fetchone()[0]

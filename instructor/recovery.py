@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from instructor.course import Course
@@ -104,7 +105,8 @@ def discard_staged(final: Path) -> None:
 
 def gradebook_students(course: Course, assignment: str) -> set[str]:
     """Students with a submission row of ``assignment`` in the gradebook."""
-    with sqlite3.connect(f"file:{course.gradebook_path}?mode=ro", uri=True, timeout=60) as db:
+    uri = f"{course.gradebook_path.absolute().as_uri()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True, timeout=60)) as db:
         rows = db.execute("SELECT submitted_assignment.student_id FROM submitted_assignment "
                           "JOIN assignment ON submitted_assignment.assignment_id = assignment.id "
                           "WHERE assignment.name = ?", (assignment,)).fetchall()

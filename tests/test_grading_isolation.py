@@ -370,7 +370,9 @@ print("IPC WROTE", _written // 2**20, "MB")
     finally:
         done.set()
         watcher.join()
-    assert auto_score(course, "disk-filler") == auto_score(course, REFERENCE) == 5.0, proc.stdout
+    assert auto_score(course, REFERENCE) == 5.0, proc.stdout  # the honest one beside it
+    # (the filler is graded, or held for review where the course's policy forbids os/sys imports)
+    assert "FAILED to grade disk-filler" not in proc.stdout, proc.stdout
     text = (course / "autograded" / "disk-filler" / "tiny" / "tiny.ipynb").read_text()
     written = re.search(r"WROTE (\d+) MB AND (\d+) FILES", text)
     assert written and "disk full after" in text  # its 256 MB working folder filled up

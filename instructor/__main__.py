@@ -40,6 +40,14 @@ def _grading_args(parser: argparse.ArgumentParser) -> None:
                         help="CPU-time limit of a student's kernel (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=default.processes,
                         help="process limit of a student's kernel (default: %(default)s)")
+    parser.add_argument("--max-submission-mb", type=int, default=50,
+                        help="size cap of one submission's files; what is over is left out and "
+                             "flagged (default: %(default)s)")
+    parser.add_argument("--max-submission-files", type=int, default=1000,
+                        help="cap on a submission's files and folders (default: %(default)s)")
+    parser.add_argument("--gradebook-wait", type=float, default=60.0,
+                        help="seconds to wait for another program's lock on gradebook.db before "
+                             "stopping with an error (default: %(default)s)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="do not use bubblewrap (limits still apply); for comparisons only")
     parser.add_argument("--no-fork-server", action="store_true",
@@ -52,13 +60,17 @@ def _grading_args(parser: argparse.ArgumentParser) -> None:
 
 def grading_options(args: argparse.Namespace):
     from instructor.autograde import GradingOptions
+    from instructor.intake import IntakeLimits
     from instructor.sandbox import Limits
 
     limits = Limits(cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb,
                     processes=args.processes, wall_seconds=args.wall_seconds)
     return GradingOptions(workers=max(1, args.workers), limits=limits,
                           use_sandbox=not args.no_sandbox, keep_scratch=args.keep_scratch,
-                          progress=not args.no_progress, fork_server=not args.no_fork_server)
+                          progress=not args.no_progress, fork_server=not args.no_fork_server,
+                          intake=IntakeLimits(max_bytes=args.max_submission_mb * 2**20,
+                                              max_files=args.max_submission_files),
+                          gradebook_wait=args.gradebook_wait)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ scratch results in one transaction (``instructor.merge``) and copies the autogra
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -34,16 +35,22 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.course import Course, CourseError, jupyter_env
+from instructor.gradebook_lock import check_writable, is_locked_error, wait_until_unlocked
+from instructor.intake import IntakeLimits, copy_submission
 from instructor.kernel_launcher import readable_by_all
 from instructor.merge import kernel_scores, merge_submission, record_failure
-from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
-    python_install_paths
+from instructor.output_cap import AUTOGRADE_PREPROCESSORS
+from instructor.recovery import (discard_staged, mark_owner, publish_staged, reconcile,
+                                 remove_dead_runs, staging_folder)
+from instructor.sandbox import KernelSettings, Limits, find_bwrap, grader_view, python_install_paths
 from instructor.scan import machinery_flags
+from instructor.student_ids import student_id_problem
 from instructor.trusted.annotate import annotate_notebook
 from instructor.trusted.hidden import hidden_test_delimiters, strip_hidden_tests
 from instructor.trusted.job import NotebookJob, build_notebook_job, lab_imports
 from instructor.trusted.launch import TrustedReport, TrustedRun, TrustedRunSettings, \
     TrustedServer, run_trusted
+from instructor.uids import UidClaim, claim_sandbox_uid
 from instructor.zygote import ForkServer
 
 KERNEL_NAME = "instructor-sandbox"
@@ -72,6 +79,7 @@ class GradeResult:
     scratch: Path | None = None
     jobs: list[NotebookJob] = field(default_factory=list)
     trusted: TrustedReport | None = None
+    sandbox_uid: int | None = None  # the uid its kernel and trusted run ran as (instructor.uids)
 
 
 @dataclass
@@ -88,6 +96,8 @@ class GradingOptions:
         progress: show a progress bar.
         fork_server: run nbgrader's autograde in children of one fork server (nbgrader imported
             once) instead of one fresh nbgrader process per submission; see instructor.zygote.
+        intake: caps on a submission's files (see instructor.intake).
+        gradebook_wait: seconds to wait for another program's lock on the gradebook.
     """
 
     workers: int = 2
@@ -98,6 +108,8 @@ class GradingOptions:
     keep_scratch: bool = False
     progress: bool = True
     fork_server: bool = True
+    intake: IntakeLimits = field(default_factory=IntakeLimits)
+    gradebook_wait: float = 60.0
 
 
 def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
@@ -168,6 +180,7 @@ class Grader:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         self.run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir=root))
+        mark_owner(self.run_dir)  # a later run removes it if this one is killed
         self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
         self.kernel_paths = kernel_readonly_paths(course, options.kernel_readonly)
         self.grader_paths = grader_readonly_paths(course, self.kernel_paths)
@@ -187,6 +200,9 @@ class Grader:
         for slot in range(options.workers):
             self._slots.put(slot)
         self._running: set[subprocess.Popen] = set()
+        self._intake_flags: dict[str, list[str]] = {}  # student -> entries intake left out
+        self._uid_claims: dict[str, UidClaim] = {}  # student -> its kernel's uid, while grading
+        self.sandbox_uids: dict[str, int] = {}  # student -> the uid its kernel ran as
         self._lock = threading.Lock()
         self.zygote: ForkServer | None = None
         if options.fork_server:
@@ -201,8 +217,10 @@ class Grader:
         course_dir = scratch / "course"
         dirs = self.course.directories
         submitted = course_dir / dirs["submitted"] / student / self.assignment
-        shutil.copytree(self.course.folder("submitted", self.assignment, student), submitted,
-                        symlinks=False, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        submitted.parent.mkdir(parents=True)
+        intake = copy_submission(self.course.root / dirs["submitted"], [student, self.assignment],
+                                 submitted, self.options.intake)
+        self._intake_flags[student] = [f"left out {line}" for line in intake.refused]
         source = self.course.folder("source", self.assignment)
         shutil.copytree(source, course_dir / dirs["source"] / self.assignment,
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
@@ -212,6 +230,7 @@ class Grader:
 c.CourseDirectory.root = {str(course_dir)!r}
 c.CourseDirectory.db_url = {"sqlite:///" + str(course_dir / "gradebook.db")!r}
 c.CourseDirectory.course_id = {self.course.course_id!r}
+c.CourseDirectory.student_id = {student!r}
 c.Execute.kernel_name = {KERNEL_NAME!r}
 c.KernelManager.transport = "ipc"
 c.KernelManager.ip = {str(scratch / "ipc" / "k")!r}
@@ -220,6 +239,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec", "instructor.restore.RestoreDeletedCells",
     "nbgrader.preprocessors.CheckCellMetadata"]
+c.Autograde.autograde_preprocessors = {AUTOGRADE_PREPROCESSORS!r}
 """
         (course_dir / "nbgrader_config.py").write_text(self.course.config_text + overrides)
         os.chmod(course_dir, 0o700)  # the kernel's uid must not read the scratch gradebook
@@ -228,8 +248,12 @@ c.Autograde.sanitize_preprocessors = [
 
     def _kernelspec(self, scratch: Path, env: dict[str, str], slot: int, student: str) -> None:
         cores = os.cpu_count() or 1
+        claim = claim_sandbox_uid()  # unique on the machine while this submission runs
+        with self._lock:
+            self._uid_claims[student] = claim
+            self.sandbox_uids[student] = claim.uid
         settings = KernelSettings(
-            python=sys.executable, uid=FIRST_SANDBOX_UID + slot,
+            python=sys.executable, uid=claim.uid,
             limits=self.options.limits.__dict__.copy(), readonly=self.kernel_paths,
             workdir=str(scratch / "work"),
             submitted_dir=str(scratch / "course" / self.course.directories["submitted"] / student
@@ -254,7 +278,7 @@ c.Autograde.sanitize_preprocessors = [
             scratch = self._scratch_course(index, student)
             env = jupyter_env(scratch / "env")
             self._kernelspec(scratch, env, slot, student)
-            argv = [self.assignment, "--student", student, "--force"]
+            argv = [self.assignment, "--force"]  # the student id is in the scratch config
             log_path = scratch / "autograde.log"
             if self.zygote is not None:
                 returncode, peak_kb, timed_out = self._run_forked(str(index), scratch, env, argv,
@@ -273,6 +297,7 @@ c.Autograde.sanitize_preprocessors = [
                                reason=f"could not prepare grading: {type(exc).__name__}: {exc}",
                                scratch=scratch)
         finally:
+            self._release_uid(student)
             self._slots.put(slot)
         result = GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
                              peak_rss_mb=peak_kb / 1024, scratch=scratch, jobs=jobs,
@@ -296,7 +321,7 @@ c.Autograde.sanitize_preprocessors = [
         jobs = [build_notebook_job(source, submitted / source.name, self.delimiters, skip)
                 for source in self.source_notebooks]
         drop_uid = bool(self.bwrap) or readable_by_all(sys.executable)
-        uid = FIRST_SANDBOX_UID + slot if drop_uid else None
+        uid = self.sandbox_uids[student] if drop_uid else None
         if self.trusted_server is not None:
             return jobs, self.trusted_server.run(jobs, uid)
         return jobs, run_trusted(jobs, dataclasses.replace(self.trusted_settings, uid=uid))
@@ -380,7 +405,8 @@ c.Autograde.sanitize_preprocessors = [
                 futures = {pool.submit(self.grade_one, i, s): s for i, s in enumerate(students)}
                 try:
                     for future in as_completed(futures):
-                        result = self._finish(future.result())
+                        result = self._finish_when_unlocked(
+                            self._with_intake_and_uid(future.result()))
                         results.append(result)
                         bar.update(1)
                         if not result.ok:
@@ -400,6 +426,38 @@ c.Autograde.sanitize_preprocessors = [
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return sorted(results, key=lambda r: r.student)
+
+    def _release_uid(self, student: str) -> None:
+        with self._lock:
+            claim = self._uid_claims.pop(student, None)
+        if claim is not None:
+            claim.release()
+
+    def _with_intake_and_uid(self, result: GradeResult) -> GradeResult:
+        """Add what intake left out of the submission to its flags (before the merge records them)
+        and the uid its kernel ran as."""
+        result.flags[:0] = self._intake_flags.pop(result.student, [])
+        result.sandbox_uid = self.sandbox_uids.get(result.student)
+        return result
+
+    def _finish_when_unlocked(self, result: GradeResult) -> GradeResult:
+        """``_finish`` once the real gradebook can be written (waits for another program's lock,
+        bounded), then move the autograded notebooks into place: after the commit, never before."""
+        final = self.course.folder("autograded", self.assignment, result.student)
+        deadline = time.monotonic() + self.options.gradebook_wait
+        while True:
+            wait_until_unlocked(self.course.gradebook_path,
+                                max(0.0, deadline - time.monotonic()))
+            attempt = copy.deepcopy(result)
+            try:
+                finished = self._finish(attempt)
+            except Exception as exc:
+                discard_staged(final)
+                if is_locked_error(exc):
+                    continue  # locked again between the wait and the merge: wait again
+                raise
+            publish_staged(final)
+            return finished
 
     def _finish(self, result: GradeResult) -> GradeResult:
         """Merge one result into the real gradebook and copy its autograded notebooks (main thread).
@@ -448,17 +506,17 @@ c.Autograde.sanitize_preprocessors = [
     def _copy_autograded(self, scratch: Path, student: str, report: TrustedReport,
                          holds: list[str]) -> None:
         """Copy the autograded notebooks (only notebooks: nothing else the student wrote) back,
-        each test cell with the trusted run's verdict."""
+        each test cell with the trusted run's verdict, to a staging folder that ``publish_staged``
+        moves into place after the gradebook commit."""
         src = scratch / "course" / self.course.directories["autograded"] / student / self.assignment
-        dest = self.course.folder("autograded", self.assignment, student)
-        dest.mkdir(parents=True, exist_ok=True)
+        dest = staging_folder(self.course.folder("autograded", self.assignment, student))
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
         for notebook in src.glob("*.ipynb"):
             annotate_notebook(notebook, report, holds)
         for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt"]:
             if (src / name).is_file():
-                tmp = dest / f".{name}.tmp"
-                shutil.copyfile(src / name, tmp)
-                os.replace(tmp, dest / name)
+                shutil.copyfile(src / name, dest / name)
 
     def kill_all(self) -> None:
         with self._lock:
@@ -536,8 +594,13 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
                      students: list[str] | None = None) -> list[GradeResult]:
     """Grade all (or the given) submissions of ``assignment``; warn loudly when there is no sandbox.
 
+    Before grading: the gradebook must be writable (else nothing is graded), another program's lock
+    on it is waited for, what a killed run left is repaired (``instructor.recovery``), and student
+    ids nbgrader cannot take are refused with the reason (the others are graded).
+
     Raises:
-        CourseError: nothing to grade, or the assignment was not released.
+        CourseError: nothing to grade, the assignment was not released, the gradebook is read-only
+            or stayed locked.
     """
     students = students if students is not None else course.students(assignment)
     if not students:
@@ -545,7 +608,26 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
                           f"{course.root / course.directories['submitted']}: expected "
                           f"submitted/<student>/{assignment}/*.ipynb (python -m instructor examples "
                           f"makes example ones)")
-    grader = Grader(course, assignment, options)
-    if options.use_sandbox and not grader.bwrap:
-        print(BWRAP_MISSING, file=sys.stderr)
-    return grader.grade(students)
+    if course.gradebook_path.is_file():
+        check_writable(course.gradebook_path)
+        wait_until_unlocked(course.gradebook_path, options.gradebook_wait)
+    for folder in remove_dead_runs(options.scratch_root or Path(tempfile.gettempdir())):
+        print(f"removed {folder}: scratch folder of a grading run that was killed", file=sys.stderr)
+    if course.gradebook_path.is_file():
+        submitted = set(course.students(assignment))
+        for student, what in reconcile(course, assignment).items():
+            again = student in submitted
+            print(f"{student}: {what}; " + ("graded again now" if again else
+                                            "removed (no submission to grade)"), file=sys.stderr)
+            if again and student not in students:
+                students = students + [student]
+    refused = [GradeResult(student=s, ok=False, reason=f"not graded: {student_id_problem(s)}")
+               for s in students if student_id_problem(s)]
+    accepted = [s for s in students if not student_id_problem(s)]
+    results = []
+    if accepted:
+        grader = Grader(course, assignment, options)
+        if options.use_sandbox and not grader.bwrap:
+            print(BWRAP_MISSING, file=sys.stderr)
+        results = grader.grade(accepted)
+    return sorted(results + refused, key=lambda r: r.student)

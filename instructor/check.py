@@ -24,7 +24,7 @@ from instructor.examples import (ALTERNATIVE_PREFIX, BLANK, CHEAT_PREFIX, MISTAK
                                  REFERENCE, base_student, write_examples)
 from instructor.library import Library, load_library
 from instructor.report import format_table
-from instructor.sandbox import FIRST_SANDBOX_UID
+from instructor.uids import processes_of
 
 REGRADE = REFERENCE + "-regrade-"
 
@@ -76,18 +76,10 @@ def cheat_marks(course: Course, assignment: str, student: str) -> list[str]:
     return marks
 
 
-def sandbox_leftovers(workers: int) -> list[str]:
-    """Processes still running as a sandbox uid (none may outlive its kernel)."""
-    uids = set(range(FIRST_SANDBOX_UID, FIRST_SANDBOX_UID + max(workers, 1) + 16))
-    left = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid in uids:
-                    left.append(f"pid {entry.name}: {(entry / 'comm').read_text().strip()}")
-            except OSError:
-                continue
-    return left
+def sandbox_leftovers(uids: set[int]) -> list[str]:
+    """Processes still running as one of the sandbox uids of this run (none may outlive its
+    kernel). Only this run's uids: other grading runs on the machine have kernels of their own."""
+    return processes_of(set(uids))
 
 
 def run_check(course: Course, assignment: str, options: GradingOptions, repeat_reference: int = 3,
@@ -104,7 +96,8 @@ def run_check(course: Course, assignment: str, options: GradingOptions, repeat_r
     results = {r.student: r for r in grade_assignment(course, assignment, options,
                                                       students=students + regrades)}
     rows, problems = judge(course, assignment, library, results, [REFERENCE] + regrades)
-    problems += global_problems(course, library, options, students)
+    problems += global_problems(course, library, students,
+                                {r.sandbox_uid for r in results.values() if r.sandbox_uid})
     print(format_table(["example", "expected", "cells that lost points", "verdict"], rows))
     for problem in problems:
         print("PROBLEM:", problem)
@@ -251,14 +244,14 @@ def judge_cheat(course: Course, assignment: str, cheat, results: dict[str, Grade
     return f"no gain ({score.total:g} <= {base_total:g})" + (", flagged" if flagged else ""), ""
 
 
-def global_problems(course: Course, library: Library, options: GradingOptions,
-                    students: list[str]) -> list[str]:
+def global_problems(course: Course, library: Library, students: list[str],
+                    uids: set[int]) -> list[str]:
     problems = []
     with sqlite3.connect(course.gradebook_path) as db:
         status = db.execute("PRAGMA integrity_check").fetchone()[0]
     if status != "ok":
         problems.append(f"gradebook integrity check: {status}")
-    for leftover in sandbox_leftovers(options.workers):
+    for leftover in sandbox_leftovers(uids):
         problems.append(f"a sandboxed process outlived grading: {leftover}")
     for path in [course.root / "CHEATED.txt", course.root / course.directories["submitted"] /
                  "CHEATED.txt", Path("/CHEATED.txt"), Path("/usr/CHEATED.txt")]:

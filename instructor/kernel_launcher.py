@@ -5,20 +5,23 @@ each submission gets a kernelspec whose argv is::
 
     python -m instructor.kernel_launcher SETTINGS.json {connection_file}
 
-This process runs where nbgrader runs (trusted), prepares the kernel's private working folder with the
-student's own files only, hands the kernel a copy of the connection file it may read, and then
-replaces itself with bubblewrap (``instructor.sandbox.kernel_view``) running a tiny privilege-dropping
-shim that sets the rlimits, becomes an unprivileged uid and execs ipykernel.
+This process runs where nbgrader runs (trusted), prepares the kernel's working files (the student's
+own files only), hands the kernel a copy of the connection file it may read, and then replaces
+itself with bubblewrap (``instructor.sandbox.kernel_view``) running a tiny privilege-dropping shim
+that copies the working files into the kernel's own size-limited tmpfs, sets the rlimits, becomes an
+unprivileged uid and execs ipykernel.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from instructor.sandbox import DROP_PRIVILEGES, KernelSettings, kernel_environment, kernel_view
+from instructor.sandbox import DROP_PRIVILEGES, STAGING_MOUNT, KernelSettings, kernel_environment, \
+    kernel_view
 
 
 def prepare_workdir(settings: KernelSettings, cwd: str) -> None:
@@ -40,7 +43,25 @@ def prepare_workdir(settings: KernelSettings, cwd: str) -> None:
             shutil.copytree(entry, target, symlinks=False)
         elif entry.is_file():
             shutil.copy2(entry, target)
-    _chown_tree(workdir, settings.uid)
+    if not settings.bwrap:  # the kernel works in this folder itself; with bubblewrap, in a copy
+        _chown_tree(workdir, settings.uid)
+
+
+#: size of the tmpfs holding a kernel's unix sockets and connection file (they need a few KiB)
+IPC_TMPFS_BYTES = 1 << 20
+
+
+def mount_private_tmpfs(path: Path, size_bytes: int) -> bool:
+    """Mount a size-limited tmpfs on ``path`` in this mount namespace (the grader's sandbox, where
+    nbgrader, which connects to the kernel's sockets there, sees it too; the host does not).
+
+    Returns:
+        Whether it was mounted; without the right to mount (an unprivileged grader) the folder
+        stays on disk, where RLIMIT_FSIZE still caps each file the kernel writes.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"size={size_bytes},mode=0755".encode()
+    return libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", 0, options) == 0
 
 
 def _chown_tree(root: Path, uid: int) -> None:
@@ -91,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # the kernel may read only its own copy of the connection file (jupyter writes it 0600 as us)
     ipc_dir = Path(settings.ipc_dir)
+    if settings.bwrap:  # the one folder the kernel shares with nbgrader: keep it off the disk too
+        mount_private_tmpfs(ipc_dir, IPC_TMPFS_BYTES)
     kernel_connection = ipc_dir / "kernel-connection.json"
     kernel_connection.write_text(Path(connection_file).read_text())
     os.chmod(kernel_connection, 0o600)
@@ -104,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     shim = {
         "rlimits": rlimits,
         "uid": settings.uid if drop_uid else None,
+        "staging": STAGING_MOUNT if settings.bwrap else None,
         "argv": [settings.python, "-m", "ipykernel_launcher", "-f", str(kernel_connection), *extra],
     }
     command = [settings.python, "-c", DROP_PRIVILEGES, json.dumps(shim)]

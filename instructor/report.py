@@ -21,7 +21,9 @@ def print_results(results) -> None:
                      len(r.flags) or ""])
     print(format_table(["student", "score", "status", "seconds", "peak MiB", "flags"], rows))
     for r in results:
-        if not r.ok:
+        if not r.ok and r.score is None:  # refused before grading: the gradebook is untouched
+            print(f"FAILED to grade {r.student}: {r.reason}")
+        elif not r.ok:
             print(f"FAILED to grade {r.student}: {r.reason} (flagged in the gradebook, score kept "
                   f"at {r.score:g})")
     for r in results:

@@ -18,11 +18,13 @@ gradebook with the hidden tests) and the student's notebook, executed cell by ce
   (system folders, the Python install, .venv, the course's helpers package, the MNIST folder), all
   read-only, plus a writable working folder holding only the student's OWN files (the submitted
   notebooks as they handed them in, never the autograded copy into which nbgrader restores the hidden
-  tests) and a small tmpfs /tmp. It cannot see the scratch gradebook, ``source/``, the real course or
-  any other student. It runs as an unprivileged uid (one per worker slot, so RLIMIT_NPROC counts only
-  its own processes: that limit is not enforced for root), with rlimits for CPU seconds, address space,
-  processes, file size and open files, no network (it talks to nbgrader over unix sockets: the ZMQ
-  ``ipc`` transport), in a pid namespace that dies with it (no process outlives the kernel).
+  tests; a size-limited tmpfs of its own) and a small tmpfs /tmp. It cannot see the scratch gradebook,
+  ``source/``, the real course or any other student. It runs as an unprivileged uid of its own (drawn
+  per submission and claimed machine-wide, ``instructor.uids``, so RLIMIT_NPROC counts only its own
+  processes, even beside other grading runs: that limit is not enforced for root), with rlimits for
+  CPU seconds, address space, processes, file size and open files, no network (it talks to nbgrader
+  over unix sockets: the ZMQ ``ipc`` transport), in a pid namespace that dies with it (no process
+  outlives the kernel).
   The parent also enforces a wall-clock limit per submission and kills the whole tree.
 
 * the trusted run (``instructor.trusted``): the grade of every test cell is the lower of the
@@ -43,8 +45,31 @@ reaches the interpreter and is missing from ``DENIED_MODULE_ATTRS`` would be a h
 CPython not letting whitelisted code reach frames or ``__globals__`` by a path the checker does not
 see. A hold is a request for a human look, not a verdict.
 
+Files, output, disk, other runs: what is guaranteed now.
+
+* Submission files are data: the privileged parent copies a submission with ``instructor.intake``
+  (no path resolved through a link, ``O_NOFOLLOW`` opens) before anything else reads it; symbolic
+  links, hard links, devices, FIFOs and sockets are left out and flagged with their path, and a
+  submission is capped in bytes, files and depth. Everything later (nbgrader, the scan, the kernel)
+  reads only that copy.
+* Output is capped while nbgrader runs the notebook (``instructor.output_cap``: per cell and per
+  notebook, trimmed with a visible note, the outputs that decide a grade always kept), so printing
+  cannot blow up nbgrader's memory, the autograded notebook or the feedback page. One single huge
+  message is still read whole (bounded by the kernel's RLIMIT_AS).
+* Disk: every folder the kernel can write is a size-limited tmpfs (its working folder, ``/tmp``, and
+  its socket folder, which is mounted in the grader's sandbox), so a submission cannot grow the
+  host's disk; RLIMIT_FSIZE caps each file. These tmpfs live in memory (``work_mb`` + ``tmp_mb`` +
+  1 MiB per running kernel), and tmpfs does not cap the NUMBER of files (each costs kernel memory).
+* Runs are isolated: every running submission has its own uid, claimed machine-wide
+  (``instructor.uids``), so concurrent grading runs never share RLIMIT_NPROC or see each other's
+  kernels; student ids reach nbgrader only through a config literal, never a command line.
+* The gradebook: read-only is refused before grading, a lock is waited for (bounded, reported);
+  autograded notebooks are published only after their gradebook commit, and the next run repairs
+  what a SIGKILL left and removes dead runs' scratch folders (``instructor.recovery``).
+
 Without bubblewrap the limits (rlimits, uid drop, wall clock) still apply, but the file-system and
-network walls do not: the caller must say so loudly (``instructor.autograde`` does).
+network walls do not, and the kernel's working folder is on the host's disk (RLIMIT_FSIZE caps each
+file, nothing caps their number): the caller must say so loudly (``instructor.autograde`` does).
 """
 from __future__ import annotations
 
@@ -55,8 +80,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-#: Uids for sandboxed kernels: one per worker slot, so concurrent kernels do not share a process count.
-FIRST_SANDBOX_UID = 64000
+#: Where the kernel's sandbox shows the prepared working files (read-only) for the shim to copy
+#: into the kernel's own size-limited working folder before it drops root.
+STAGING_MOUNT = "/.submission"
 
 
 @dataclass
@@ -70,6 +96,7 @@ class Limits:
         file_size_mb: RLIMIT_FSIZE (largest file the kernel may write).
         open_files: RLIMIT_NOFILE.
         tmp_mb: size of the kernel's private tmpfs /tmp.
+        work_mb: size of the kernel's private tmpfs working folder (its files and what it writes).
         wall_seconds: wall-clock limit for grading one submission (all its notebooks).
     """
 
@@ -79,6 +106,7 @@ class Limits:
     file_size_mb: int = 256
     open_files: int = 1024
     tmp_mb: int = 256
+    work_mb: int = 256
     wall_seconds: int = 600
 
     def rlimits(self) -> dict[str, int]:
@@ -168,7 +196,10 @@ def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:
     for path in _SYSTEM_DIRS + settings.readonly:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
-    argv += ["--bind", settings.workdir, cwd,
+    # its working folder: a tmpfs of its own (what it writes never reaches the host's disk), filled
+    # by the shim from a read-only view of the prepared files
+    argv += ["--size", str(settings.limits.get("work_mb", 256) * 2**20), "--perms", "0755",
+             "--tmpfs", cwd, "--ro-bind", settings.workdir, STAGING_MOUNT,
              "--bind", settings.ipc_dir, settings.ipc_dir,
              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
              "--die-with-parent", "--chdir", cwd, "--clearenv"]
@@ -202,10 +233,12 @@ class KernelSettings:
 
     Args:
         python: interpreter that runs ipykernel.
-        uid: unprivileged uid for the kernel (used when the grader runs as root).
+        uid: unprivileged uid for the kernel (used when the grader runs as root), unique on the
+            machine while it runs (``instructor.uids``).
         limits: ``Limits`` as a dict.
         readonly: extra read-only paths (Python install, .venv, helpers, data).
-        workdir: the kernel's private working folder (shown at nbgrader's cwd).
+        workdir: the prepared working files: copied by the shim into the kernel's own tmpfs at
+            nbgrader's cwd (with bubblewrap), or the kernel's working folder itself (without).
         submitted_dir: the student's submission, copied into ``workdir`` (their own files only).
         ipc_dir: folder for the kernel's unix sockets and its copy of the connection file.
         bwrap: bwrap path, or None to run without a file-system/network wall.
@@ -233,11 +266,18 @@ class KernelSettings:
         return cls(**json.loads(Path(path).read_text()))
 
 
-#: Runs inside the kernel's sandbox as root, then becomes the kernel: rlimits, drop to the uid, exec.
+#: Runs inside the kernel's sandbox as root, then becomes the kernel: copy the prepared files into
+#: the working folder (a tmpfs) and give them to the uid, rlimits, drop to the uid, exec.
 #: Kept tiny and dependency-free on purpose (the instructor package is not visible in there).
 DROP_PRIVILEGES = """
-import json, os, resource, sys
+import json, os, resource, shutil, sys
 s = json.loads(sys.argv[1])
+if s.get("staging"):
+    shutil.copytree(s["staging"], ".", symlinks=True, dirs_exist_ok=True)
+    if os.getuid() == 0 and s["uid"] is not None:
+        for parent, dirs, files in os.walk("."):
+            for name in [parent] + [os.path.join(parent, n) for n in dirs + files]:
+                os.chown(name, s["uid"], s["uid"], follow_symlinks=False)
 for name, value in s["rlimits"].items():
     resource.setrlimit(getattr(resource, name), (value, value))
 if os.getuid() == 0 and s["uid"] is not None:

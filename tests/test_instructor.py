@@ -54,9 +54,12 @@ def private_jupyter_dirs(tmp_path_factory):
         yield
 
 
-def instructor(course: Path, *args: str, check: bool = True, timeout: int = 600):
-    """Run ``python -m instructor ARGS`` (the real CLI) in a course folder."""
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+def instructor(course: Path, *args: str, check: bool = True, timeout: int = 600,
+               env: dict[str, str] | None = None):
+    """Run ``python -m instructor ARGS`` (the real CLI) in a course folder (``env``: extra
+    environment variables)."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               **(env or {}))
     proc = subprocess.run([sys.executable, "-m", "instructor", *args, "--course-dir", str(course)],
                           capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
@@ -258,12 +261,23 @@ def gradebook_state(db_path: Path) -> tuple[str, dict[str, int], int]:
     return integrity, per_notebook, cells
 
 
+def killed_run_uids(scratch_parent: Path) -> set[int]:
+    """The sandbox uids of the kernels a killed grading run had started (from its scratch folder)."""
+    import json
+
+    return {json.loads(p.read_text())["uid"]
+            for p in scratch_parent.glob("grading-*/*/kernel-settings.json")}
+
+
 def test_killed_grading_leaves_a_consistent_gradebook(tmp_path):
     course = tiny_course(tmp_path)
     students = ["example-reference", "example-blank", "mistake-squares-doubles",
                 "mistake-squares-abs", "mistake-mean-sum", "mistake-mean-numpy-float"]
     instructor(course, "examples", "--assignment", "tiny", "--only", *students)
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    scratch = tmp_path / "scratch"  # where the runs put their scratch folders (TMPDIR)
+    scratch.mkdir()
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               TMPDIR=str(scratch))
     proc = subprocess.Popen([sys.executable, "-m", "instructor", "autograde", "--assignment", "tiny",
                              "-j", "2", "--no-progress", "--course-dir", str(course)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -288,15 +302,21 @@ def test_killed_grading_leaves_a_consistent_gradebook(tmp_path):
     assert all(count == cells for count in per_notebook.values()), per_notebook  # none half-written
     time.sleep(1)
     from instructor.check import sandbox_leftovers
-    assert sandbox_leftovers(4) == []  # the sandboxes died with the grading command
+    assert sandbox_leftovers(killed_run_uids(scratch)) == []  # they died with the grading command
+    assert len(list(scratch.glob("grading-*"))) == 1  # the killed run's scratch folder is left
 
     # re-run (with one fresh nbgrader process per submission: the other way of running it)
     rerun = instructor(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
-                       "--no-fork-server")
+                       "--no-fork-server", env={"TMPDIR": str(scratch)})
     assert "6/6 submissions graded" in rerun.stdout
+    assert "scratch folder of a grading run that was killed" in rerun.stderr
+    assert list(scratch.iterdir()) == []  # the dead run's folder removed, the rerun's own too
     integrity, per_notebook, cells = gradebook_state(db_path)
     assert integrity == "ok" and len(per_notebook) == len(students)
     assert all(count == cells for count in per_notebook.values())
+    graded = sorted(p.parent.name for p in (course / "autograded").glob("*/tiny"))
+    assert graded == sorted(students)
+    assert not list((course / "autograded").glob("*/.*"))  # no staging folder left
 
 
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader 0.9.6 + SQLAlchemy 2

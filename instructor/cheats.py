@@ -185,6 +185,16 @@ def generic_cheats(cheat_base: str) -> list[Cheat]:
         Cheat("rebind-builtin", "every answer starts by rebinding the builtin zip, which test "
               "code may call", base=cheat_base,
               edit_answers=[("", "zip = lambda *a, **k: iter(())\n")]),
+        Cheat("link-to-source", "hands in each notebook as a symlink to the instructor's source "
+              "notebook (solutions inside); nothing is left to grade, so it fails -> 0, flagged",
+              links={"*.ipynb": "../../../source/__ASSIGNMENT__/{name}"}, may_fail=True),
+        Cheat("links-to-secrets", "symlinks beside the notebook to the gradebook, /etc/shadow, "
+              "/dev/zero, the folder above and another student's work", base=cheat_base,
+              links={"gradebook.db": "__COURSE_ROOT__/gradebook.db", "shadow": "/etc/shadow",
+                     "zero": "/dev/zero", "loop": "..",
+                     "classmate": "../../example-reference/__ASSIGNMENT__"}),
+        Cheat("output-bomb", "prints 60 MB (the grader keeps a capped part of it)",
+              base=cheat_base, insert_top="for _ in range(60):\n    print('x' * 2**20)"),
         Cheat("print-hidden-tests", "a last cell prints every earlier cell's source from IPython's "
               "history, reversed, so that feedback scrubbing does not recognise it",
               base=cheat_base, insert_bottom=_PRINT_HISTORY),
@@ -196,4 +206,5 @@ def generic_cheats(cheat_base: str) -> list[Cheat]:
 MUST_BE_HELD = {"displayhook-partial-credit", "rebind-builtin"}
 #: Code in extra cells that reaches for IPython's machinery: it cannot gain (the trusted run decides),
 #: and grader QA requires a flag.
-MUST_BE_FLAGGED = {"skip-tests", "skip-tests-obfuscated", "hide-tracebacks"}
+MUST_BE_FLAGGED = {"skip-tests", "skip-tests-obfuscated", "hide-tracebacks", "link-to-source",
+                   "links-to-secrets"}

@@ -27,6 +27,11 @@ from instructor.report import format_table
 from instructor.uids import processes_of
 
 REGRADE = REFERENCE + "-regrade-"
+#: Copies of the reference under ids that command lines and shells misread: each must be graded
+#: (full marks) without stopping the run.
+ODD_IDS = ["--help", "ünï cødé $(id);x"]
+#: The largest autograded notebook a submission may leave (output is capped while it runs).
+MAX_AUTOGRADED_MB = 25
 
 
 @dataclass
@@ -89,6 +94,8 @@ def run_check(course: Course, assignment: str, options: GradingOptions, repeat_r
     students = select_students(library, only)
     write_examples(course, assignment, only=students, clean=only is None)
     regrades = [f"{REGRADE}{k}" for k in range(2, repeat_reference + 1)]
+    if only is None:
+        regrades += ODD_IDS
     for copy in regrades:  # the same submission again, graded independently
         dest = course.folder("submitted", assignment, copy)
         shutil.rmtree(dest, ignore_errors=True)
@@ -98,6 +105,12 @@ def run_check(course: Course, assignment: str, options: GradingOptions, repeat_r
     rows, problems = judge(course, assignment, library, results, [REFERENCE] + regrades)
     problems += global_problems(course, library, students,
                                 {r.sandbox_uid for r in results.values() if r.sandbox_uid})
+    for student in results:
+        for notebook in course.folder("autograded", assignment, student).glob("*.ipynb"):
+            size = notebook.stat().st_size / 2**20
+            if size > MAX_AUTOGRADED_MB:
+                problems.append(f"{student}: {notebook.name} is {size:.0f} MB after grading "
+                                f"(output is not capped)")
     print(format_table(["example", "expected", "cells that lost points", "verdict"], rows))
     for problem in problems:
         print("PROBLEM:", problem)

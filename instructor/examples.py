@@ -12,6 +12,7 @@ They are written to ``submitted/<student>/<assignment>/`` like real submissions,
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from pathlib import Path
 
@@ -195,6 +196,7 @@ def write_examples(course: Course, assignment: str, only: list[str] | None = Non
         for folder in submitted.iterdir():
             if folder.name.startswith(EXAMPLE_PREFIXES):
                 shutil.rmtree(folder)
+    cheats = {CHEAT_PREFIX + c.name: c for c in library.cheats if c.links}
     written = []
     for student, notebooks in examples.items():
         if only is not None and student not in only:
@@ -204,8 +206,24 @@ def write_examples(course: Course, assignment: str, only: list[str] | None = Non
         folder.mkdir(parents=True)
         for name, nb in notebooks.items():
             nbformat.write(nb, str(folder / f"{name}.ipynb"))
+        cheat = cheats.get(student)
+        if cheat is not None:
+            write_links(folder, cheat, course.root, assignment)
         written.append(student)
     return written
+
+
+def write_links(folder: Path, cheat: Cheat, course_root: Path, assignment: str) -> None:
+    """Put a cheat's symlinks into a written submission folder (see ``Cheat.links``)."""
+    for name, target in cheat.links.items():
+        target = target.replace("__COURSE_ROOT__", str(course_root)) \
+            .replace("__ASSIGNMENT__", assignment)
+        names = sorted(p.name for p in folder.glob("*.ipynb")) if name == "*.ipynb" else [name]
+        for each in names:
+            link = folder / each
+            if link.exists() or link.is_symlink():
+                link.unlink()
+            os.symlink(target.replace("{name}", each), link)
 
 
 def honest_students(course: Course, assignment: str) -> list[str]:

@@ -77,6 +77,9 @@ class Cheat:
         edit_answers: (old, new) text replacements applied to every code answer cell (an empty
             ``old`` puts ``new`` in front of the answer).
         insert_bottom: code for a new cell at the very end of the (last) notebook.
+        links: {name in the submission folder: symlink target} ("*.ipynb" replaces every notebook
+            by a link; ``{name}`` in its target is the notebook's file name, ``__COURSE_ROOT__``
+            the course folder, ``__ASSIGNMENT__`` the assignment).
         delete_tests: remove every test cell from the submission.
         may_fail: grading this may legitimately fail (the submission is then flagged and scores 0
             when it had no earlier grade).
@@ -90,6 +93,7 @@ class Cheat:
     replace_cells: dict[str, str] = field(default_factory=dict)
     edit_answers: list[tuple[str, str]] = field(default_factory=list)
     insert_bottom: str | None = None
+    links: dict[str, str] = field(default_factory=dict)
     delete_tests: bool = False
     may_fail: bool = False
 

@@ -4,8 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo mnist clean release exchange lab bench-training autograde feedback \
-        check-grader bench-grading
+.PHONY: help venv test demo mnist clean release exchange publish lab student student-lab hub hub-stop hub-clean \
+        bench-training autograde feedback check-grader bench-grading
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -63,13 +63,59 @@ release: $(STAMP)  ## regenerate the student notebook release/mnist_mlp/ from so
 exchange:  ## create the course's nbgrader exchange folder (for the Assignment List), mode 777
 	mkdir -p exchange && chmod 777 exchange
 
-# JupyterLab for this course (LAB_ARGS passes options on, e.g. LAB_ARGS="--port 9999 --no-browser").
-# Run from the course folder, so nbgrader's extensions read ./nbgrader_config.py; the assignment is
-# released into the course's exchange so the Assignment List shows it.
-lab: release exchange  ## JupyterLab with nbgrader: Assignment List, Formgrader, Validate button
+publish: release exchange  ## release mnist_mlp into the course's exchange, where students fetch it
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbgrader release_assignment mnist_mlp --force
+
+# The instructor's JupyterLab (LAB_ARGS passes options on, e.g. LAB_ARGS="--port 9999 --no-browser").
+# Run from the course folder, so nbgrader's extensions read ./nbgrader_config.py. Nobody works in
+# release/: it is regenerated here; students work in their own folder (make student).
+lab: publish  ## the instructor's JupyterLab in the course: Formgrader, Create Assignment, Validate
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/jupyter lab --notebook-dir=. \
 		$$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS)
+
+# A student's side on one machine: a folder outside the course with its own environment (the
+# pinned packages and helpers, no instructor tools, Formgrader switched off) and the assignment
+# fetched from the course's exchange. Running it again keeps the student's work.
+STUDENT_DIR ?= ../mnist-student
+STUDENT_ENV ?= $(STUDENT_DIR)/.venv
+student: publish  ## a student workspace outside the course (STUDENT_DIR=../mnist-student): own env, assignment fetched
+	$(BIN)/python -m deploy student --dir "$(STUDENT_DIR)" --env "$(STUDENT_ENV)"
+
+student-lab:  ## a student's JupyterLab rooted at STUDENT_DIR: Assignment List and Validate, no Formgrader
+	@test -x "$(STUDENT_ENV)/bin/jupyter" || { echo "error: no student workspace at $(STUDENT_DIR):" \
+		"run make student STUDENT_DIR=$(STUDENT_DIR) first" >&2; exit 2; }
+	cd "$(STUDENT_DIR)" && PATH="$(abspath $(STUDENT_ENV))/bin:$$PATH" \
+		exec "$(abspath $(STUDENT_ENV))/bin/jupyter" lab --notebook-dir=. \
+		$$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS)
+
+# The course on a multi-user JupyterHub on 127.0.0.1 (deploy/hub.py): an instructor and HUB_STUDENTS
+# students as Unix users (named HUB_PREFIX...), PAM logins with generated passwords, nbgrader's
+# exchange shared between them, the instructor's Formgrader in the instructor's server. Needs root.
+HUB_DIR ?= build/hub
+HUB_PREFIX ?= mnistc-
+HUB_STUDENTS ?= 2
+HUB_PORT ?= 0
+HUB_STUDENT_ENV ?= $(HUB_DIR)/student-env
+NODE_DIR ?= build/node
+PROXY := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
+
+# The proxy, from npm, pinned by hub/package-lock.json, installed into the (gitignored) build folder.
+$(NODE_DIR)/.installed: hub/package.json hub/package-lock.json
+	mkdir -p $(NODE_DIR)
+	cp hub/package.json hub/package-lock.json $(NODE_DIR)/
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+hub: $(STAMP) $(NODE_DIR)/.installed  ## JupyterHub on 127.0.0.1 with an instructor and students as Unix users (root; HUB_PORT=0: free port)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m deploy hub start --hub-dir "$(HUB_DIR)" \
+		--env "$(HUB_STUDENT_ENV)" --proxy "$(PROXY)" --prefix "$(HUB_PREFIX)" \
+		--students $(HUB_STUDENTS) --port $(HUB_PORT)
+
+hub-stop:  ## stop the hub by its PID (users and homes stay)
+	$(BIN)/python -m deploy hub stop --hub-dir "$(HUB_DIR)"
+
+hub-clean:  ## stop the hub and remove its users, their homes and HUB_DIR: nothing left
+	$(BIN)/python -m deploy hub clean --hub-dir "$(HUB_DIR)"
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache

@@ -4,7 +4,10 @@ nbgrader's ``GenerateFeedbackApp`` runs as usual (``python -m instructor.feedbac
 arguments) except that, after it has read the course's config, its feedback preprocessors are set to
 ``FEEDBACK_PREPROCESSORS`` whatever that config says (a config file would otherwise override the
 command line): nbgrader's ``GetGrades`` and CSS header, ``instructor.scrub.ScrubHiddenTests``
-(tracebacks and quoted hidden lines), then nbgrader's ``ClearHiddenTests`` (hidden test source).
+(tracebacks and quoted hidden lines), then nbgrader's ``ClearHiddenTests`` (hidden test source),
+then ``instructor.readable_feedback``'s equations as MathML and test cells titled by their task,
+rendered with the course's template (``instructor/templates/course_feedback``, nbgrader's own
+feedback page without its CDN MathJax).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ FEEDBACK_PREPROCESSORS = [
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     "instructor.scrub.ScrubHiddenTests",
     "nbgrader.preprocessors.ClearHiddenTests",
+    "instructor.readable_feedback.RenderMath",
+    "instructor.readable_feedback.TitleTestCells",
 ]
 
 
@@ -55,11 +60,19 @@ def generate_feedback(course: Course, assignment: str,
 
 def main() -> None:
     """nbgrader generate_feedback with ``FEEDBACK_PREPROCESSORS`` enforced."""
+    import nbgrader.converters
     from nbgrader.apps.generatefeedbackapp import GenerateFeedbackApp
 
+    from instructor.readable_feedback import TEMPLATE_NAME, TEMPLATES
+
+    # nbgrader's feedback template, which the course's extends, lives beside its formgrader.
+    nbgrader_templates = Path(nbgrader.converters.__file__).parent.parent / "server_extensions" / \
+        "formgrader" / "templates"
     app = GenerateFeedbackApp.instance()
     app.initialize(sys.argv[1:])
     app.config.GenerateFeedback.preprocessors = list(FEEDBACK_PREPROCESSORS)
+    app.config.HTMLExporter.template_name = TEMPLATE_NAME
+    app.config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(nbgrader_templates)]
     app.start()
 
 

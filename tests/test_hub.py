@@ -75,16 +75,20 @@ def _login(session, url: str, user: str, password: str):
 
 
 def _wait_for_server(session, url: str, user: str) -> dict:
-    """Poll the user's server through the proxy until it answers its status (OAuth on the way)."""
+    """Open the user's JupyterLab the way a browser does (the hub shows its spawn-pending page until
+    the server is up; then OAuth gives the session the server's cookie), then read the server's
+    status through its API."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    last = None
+    lab = None
     while time.monotonic() < deadline:
-        last = session.get(f"{url}/user/{user}/api/status")
-        if last.status_code == 200 and last.headers.get("content-type", "").startswith("application/json"):
-            return last.json()
+        lab = session.get(f"{url}/user/{user}/lab")
+        if lab.status_code == 200 and lab.url.startswith(f"{url}/user/{user}/lab"):
+            status = session.get(f"{url}/user/{user}/api/status")
+            assert status.status_code == 200, f"{user}'s server status: {status.status_code} {status.text[:300]}"
+            return status.json()
         time.sleep(1)
-    raise AssertionError(f"{user}'s server did not answer within {SERVER_START_TIMEOUT_S} s: "
-                         f"{last.status_code if last is not None else None} {last.url if last is not None else ''}")
+    raise AssertionError(f"{user}'s JupyterLab did not open within {SERVER_START_TIMEOUT_S} s: "
+                         f"{lab.status_code if lab is not None else None} {lab.url if lab is not None else ''}")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ about 2 minutes); without them it skips locally and fails in CI.
 """
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -91,6 +92,14 @@ def _wait_for_server(session, url: str, user: str) -> dict:
                          f"{lab.status_code if lab is not None else None} {lab.url if lab is not None else ''}")
 
 
+def _disabled_lab_plugins(session, url: str, user: str) -> list[str]:
+    """The plugins JupyterLab's page config (in the /lab page) says are switched off."""
+    page = session.get(f"{url}/user/{user}/lab").text
+    config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S)
+    assert config, f"no page config in {user}'s /lab page"
+    return json.loads(config.group(1)).get("disabledExtensions", [])
+
+
 @pytest.fixture(scope="module")
 def prerequisites():
     if os.geteuid() != 0 or shutil.which("useradd") is None:
@@ -123,7 +132,7 @@ def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
     try:
         out = _make(course, "hub", f"HUB_PREFIX={prefix}", *make_vars)
         print(out)
-        settings = __import__("json").loads((hub_dir / "settings.json").read_text())
+        settings = json.loads((hub_dir / "settings.json").read_text())
         url, instructor, (student, other) = f"http://127.0.0.1:{settings['port']}", \
             settings["instructor"], settings["students"]
         passwords = dict(line.split() for line in (hub_dir / "passwords.txt").read_text().splitlines())
@@ -156,6 +165,18 @@ def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
         assert foreign.status_code in (403, 404) or "application/json" not in foreign.headers.get("content-type", ""), \
             f"the student reached the instructor's server: {foreign.status_code} {foreign.url}"
 
+        # JupyterLab's page config: Formgrader is off in the student's Nbgrader menu.
+        assert "@jupyter/nbgrader:formgrader" in _disabled_lab_plugins(session, url, student)
+
+        # The instructor's server has the Formgrader, managing the instructor's course.
+        teacher = requests.Session()
+        _login(teacher, url, instructor, passwords[instructor])
+        _wait_for_server(teacher, url, instructor)
+        assert "@jupyter/nbgrader:formgrader" not in _disabled_lab_plugins(teacher, url, instructor)
+        assignments = teacher.get(f"{url}/user/{instructor}/formgrader/api/assignments")
+        assert assignments.status_code == 200, f"the instructor's Formgrader: {assignments.status_code}"
+        assert ASSIGNMENT in [a["name"] for a in assignments.json()], assignments.text[:500]
+
         # As a Unix user the student reads the released notebook in the exchange, not the course.
         released = Path(settings["hub_dir"]) / "exchange" / settings["course_id"] / "outbound" / ASSIGNMENT
         instructor_source = Path(pwd.getpwnam(instructor).pw_dir) / "mnist-course" / "source" / ASSIGNMENT
@@ -182,7 +203,7 @@ def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
                 uids.add(pwd.getpwnam(line.split()[0]).pw_uid)
             except KeyError:
                 pass
-        port = __import__("json").loads((hub_dir / "settings.json").read_text())["port"] \
+        port = json.loads((hub_dir / "settings.json").read_text())["port"] \
             if (hub_dir / "settings.json").exists() else None
         clean_out = _make(course, "hub-clean", *make_vars)
         print(clean_out)

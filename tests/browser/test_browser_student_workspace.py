@@ -72,8 +72,10 @@ def test_regenerating_the_release_keeps_the_students_work(course, lab_env, stude
 
 def test_student_lab_has_no_formgrader_and_shows_only_the_workspace(page, student_lab, student_workspace):
     open_lab(page, student_lab)
+    items = page.locator(".jp-DirListing-content .jp-DirListing-itemText")
+    expect(items.filter(has_text=ASSIGNMENT).first).to_be_visible(timeout=30_000)
     page.shot("student's jupyterlab")
-    listed = set(page.locator(".jp-DirListing-content .jp-DirListing-itemText").all_inner_texts())
+    listed = set(items.all_inner_texts())
     assert ASSIGNMENT in listed, f"the student's file browser should show {ASSIGNMENT}/: {listed}"
     assert not listed & (INSTRUCTOR_ONLY_FOLDERS | {"gradebook.db"}), f"the student sees course files: {listed}"
 

@@ -60,19 +60,16 @@ def generate_feedback(course: Course, assignment: str,
 
 def main() -> None:
     """nbgrader generate_feedback with ``FEEDBACK_PREPROCESSORS`` enforced."""
-    import nbgrader.converters
     from nbgrader.apps.generatefeedbackapp import GenerateFeedbackApp
 
-    from instructor.readable_feedback import TEMPLATE_NAME, TEMPLATES
+    from instructor.readable_feedback import NBGRADER_TEMPLATES, TEMPLATE_NAME, TEMPLATES
 
-    # nbgrader's feedback template, which the course's extends, lives beside its formgrader.
-    nbgrader_templates = Path(nbgrader.converters.__file__).parent.parent / "server_extensions" / \
-        "formgrader" / "templates"
     app = GenerateFeedbackApp.instance()
     app.initialize(sys.argv[1:])
     app.config.GenerateFeedback.preprocessors = list(FEEDBACK_PREPROCESSORS)
+    app.config.GenerateFeedback.exporter_class = "instructor.readable_feedback.FeedbackExporter"
     app.config.HTMLExporter.template_name = TEMPLATE_NAME
-    app.config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(nbgrader_templates)]
+    app.config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
     app.start()
 
 

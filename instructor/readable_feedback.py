@@ -16,11 +16,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import nbgrader.converters
+from jupyter_core.paths import jupyter_path
 from latex2mathml.converter import convert
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool, default
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "course_feedback"
+# nbgrader's feedback template (feedback/index.html.j2), which the course's extends.
+NBGRADER_TEMPLATES = Path(nbgrader.converters.__file__).resolve().parent.parent / "server_extensions" / \
+    "formgrader" / "templates"
 TITLE_KEY = "feedback_title"
 
 # Code spans first, so a `$` inside backticks is left alone; then display math, then inline math
@@ -65,8 +72,19 @@ def is_test_cell(cell) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter, also finding templates by their path below nbgrader's template
+    folder, so the course's template can extend ``feedback/index.html.j2``."""
+
+    @default("template_data_paths")
+    def _template_data_paths_default(self):
+        return [*jupyter_path("nbconvert", "templates"), str(NBGRADER_TEMPLATES)]
+
+
 class RenderMath(Preprocessor):
     """LaTeX math in markdown cells -> MathML (see module docstring)."""
+
+    enabled = Bool(True, help="nbconvert preprocessors are off unless enabled").tag(config=True)
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "markdown" and "$" in cell.source:
@@ -76,6 +94,8 @@ class RenderMath(Preprocessor):
 
 class TitleTestCells(Preprocessor):
     """Sets ``cell.metadata.feedback_title`` of each test cell to its task's title."""
+
+    enabled = Bool(True, help="nbconvert preprocessors are off unless enabled").tag(config=True)
 
     def preprocess(self, nb, resources):
         heading, tests_under = None, {}

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test demo mnist clean release exchange publish lab student student-lab hub hub-stop hub-clean \
+.PHONY: help venv test demo mnist clean release exchange publish lab student student-lab hub hub-stop hub-clean roster \
         bench-training autograde feedback check-grader bench-grading
 
 help:  ## list the commands
@@ -30,20 +30,26 @@ INSTRUCTOR := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m instructor
 mnist: $(STAMP)  ## check MNIST (MNIST_ROOT or data/mnist; downloaded and verified once)
 	$(BIN)/python -c "from helpers.data import load_mnist; load_mnist('train'); load_mnist('test')"
 
-# MNIST first: the grading sandbox has no network.
-demo: release mnist  ## the main job: release, example submissions, parallel sandboxed grading, feedback, gradebook
-	$(INSTRUCTOR) examples --clean --kind honest
+# MNIST first: the grading sandbox has no network. The example students get names from a roster
+# (as a real class list would give them). Feedback comes after the hand grading, so the demo stops
+# there: grade the written answers in Formgrader, then `make feedback`.
+EXAMPLE_ROSTER := examples-roster.csv
+demo: release mnist  ## the main job: release, example submissions with names, parallel sandboxed grading, gradebook
+	rm -f $(EXAMPLE_ROSTER)
+	$(INSTRUCTOR) examples --clean --kind honest --roster $(EXAMPLE_ROSTER)
 	$(INSTRUCTOR) examples --only cheat-read-secrets cheat-write-gradebook cheat-fork-bomb \
-		cheat-rebind-comparisons cheat-always-equal
+		cheat-rebind-comparisons cheat-always-equal --roster $(EXAMPLE_ROSTER)
+	$(INSTRUCTOR) roster $(EXAMPLE_ROSTER)
 	$(INSTRUCTOR) autograde -j $(JOBS)
-	$(INSTRUCTOR) feedback
 	$(INSTRUCTOR) export --output grades.csv
 	$(INSTRUCTOR) table
+	@echo "next: grade the written answers by hand (make lab, then Nbgrader > Formgrader > Manual Grading);"
+	@echo "      then make feedback (feedback only for fully graded submissions)"
 
 autograde: $(STAMP)  ## grade every submission in submitted/ in parallel, sandboxed (JOBS=N workers)
 	$(INSTRUCTOR) autograde -j $(JOBS)
 
-feedback: $(STAMP)  ## per-student HTML feedback without hidden tests, and grades.csv
+feedback: $(STAMP)  ## after hand grading: per-student HTML feedback without hidden tests, and grades.csv
 	$(INSTRUCTOR) feedback
 	$(INSTRUCTOR) export --output grades.csv
 
@@ -52,6 +58,10 @@ check-grader: release mnist  ## grader QA: every mistake caught, no cheat gains,
 
 bench-grading: release  ## grading figures for BENCHMARKS.md: parallel sandboxed vs plain nbgrader (~5 min)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/bench_grading.py
+
+roster: $(STAMP)  ## students' names into the gradebook: make roster ROSTER=students.csv (id,first_name,last_name,email)
+	@test -n "$(ROSTER)" || { echo "error: name the class list: make roster ROSTER=students.csv" >&2; exit 2; }
+	$(INSTRUCTOR) roster "$(ROSTER)"
 
 bench-training: $(STAMP)  ## training figures for BENCHMARKS.md: CLI time/accuracy/memory, data paths (~3 min)
 	$(BIN)/python benchmarks/bench_training.py

@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nbgrader.api import Gradebook, MissingEntry
+
 from instructor.course import Course, CourseError, jupyter_env
 
 FEEDBACK_PREPROCESSORS = [
@@ -28,12 +30,32 @@ FEEDBACK_PREPROCESSORS = [
 ]
 
 
-def generate_feedback(course: Course, assignment: str,
-                      students: list[str] | None = None) -> list[Path]:
+def waiting_for_a_grader(course: Course, assignment: str, students: list[str]) -> list[str]:
+    """The students whose submission has a cell that still needs a hand grade (a written answer
+    not graded yet, or autograded scores held for review), or that the gradebook does not know."""
+    waiting = []
+    with Gradebook(course.db_url) as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                waiting.append(student)
+                continue
+            if any(grade.needs_manual_grade for nb in submission.notebooks for grade in nb.grades):
+                waiting.append(student)
+    return waiting
+
+
+def generate_feedback(course: Course, assignment: str, students: list[str] | None = None,
+                      include_ungraded: bool = False) -> tuple[list[Path], list[str]]:
     """Write ``feedback/<student>/<assignment>/*.html`` for graded students.
 
+    Feedback is the last step: written before the hand grading, it would tell a student 0 points
+    for every answer not graded yet. So submissions still waiting for a grader are left out unless
+    ``include_ungraded``.
+
     Returns:
-        The feedback folders written.
+        (the feedback folders written, the students left out because they wait for a grader).
     """
     autograded = course.root / course.directories["autograded"]
     graded = sorted(p.name for p in autograded.iterdir() if (p / assignment).is_dir()) \
@@ -42,9 +64,14 @@ def generate_feedback(course: Course, assignment: str,
     if not wanted:
         raise CourseError(f"nothing autograded for {assignment!r} in {autograded}: run "
                           f"python -m instructor autograde first")
-    # one nbgrader call for everybody, or one per requested student (--student takes one id)
-    calls = [[assignment, "--force"]] if students is None else \
-        [[assignment, "--force", f"--student={s}"] for s in wanted]
+    waiting = [] if include_ungraded else waiting_for_a_grader(course, assignment, wanted)
+    ready = [s for s in wanted if s not in waiting]
+    if not ready:
+        return [], waiting
+    # one nbgrader call for everybody but those waiting, or one per requested student
+    # (--student takes one id)
+    calls = [[assignment, "--force", f"--CourseDirectory.student_id_exclude={','.join(waiting)}"]] \
+        if students is None else [[assignment, "--force", f"--student={s}"] for s in ready]
     for args in calls:
         with tempfile.TemporaryDirectory(prefix="feedback-env-") as tmp:
             proc = subprocess.run([sys.executable, "-m", "instructor.feedback", *args],
@@ -54,8 +81,8 @@ def generate_feedback(course: Course, assignment: str,
             failed = [line for line in proc.stderr.splitlines() if "| ERROR]" in line]
             raise CourseError("nbgrader generate_feedback failed:\n"
                               + "\n".join(failed[-5:] or proc.stderr.splitlines()[-15:]))
-    return [course.folder("feedback", assignment, s) for s in wanted
-            if course.folder("feedback", assignment, s).is_dir()]
+    return [course.folder("feedback", assignment, s) for s in ready
+            if course.folder("feedback", assignment, s).is_dir()], waiting
 
 
 def main() -> None:

@@ -51,10 +51,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"student environment ready: {build_student_env(args.env_dir)}")
             return 0
         if args.command == "student":
-            from deploy.workspace import create_workspace
+            from deploy.workspace import check_outside, create_workspace
+            course = load_course(args.course_dir)
+            check_outside(course, args.dir)  # before the minutes of building an environment
             env_bin = build_student_env(args.env)
-            for line in create_workspace(load_course(args.course_dir), args.assignment,
-                                         args.dir.resolve(), env_bin):
+            for line in create_workspace(course, args.assignment, args.dir.resolve(), env_bin):
                 print(line)
             print(f"start JupyterLab there with: make student-lab STUDENT_DIR={args.dir}")
             return 0

@@ -220,14 +220,27 @@ def nbgrader_user_config(settings: HubSettings, course_root: Path | None = None)
     return "\n".join(lines) + "\n"
 
 
-def enable_instructor_tools(settings: HubSettings, home: Path) -> None:
-    """Switch nbgrader's Formgrader, Create Assignment and Course List back on for the instructor
-    (the shared environment has them off): the user's own Jupyter config outranks the environment's."""
-    from deploy.student_env import INSTRUCTOR_LAB_PLUGINS, INSTRUCTOR_SERVER_EXTENSIONS
+def server_config(instructor: bool) -> dict:
+    """A user's ~/.jupyter/jupyter_server_config.json.
 
-    server = {"ServerApp": {"jpserver_extensions": {name: True for name in INSTRUCTOR_SERVER_EXTENSIONS}}}
-    _write_as(home / ".jupyter" / "jupyter_server_config.json", json.dumps(server, indent=2),
-              settings.instructor)
+    JupyterHub's single-user servers forbid being framed at all (``frame-ancestors 'none'``), but
+    JupyterLab shows nbgrader's Formgrader in a frame of the same server: allow same-origin frames.
+    For the instructor, nbgrader's instructor extensions are switched back on (the shared
+    environment has them off; the user's own config outranks the environment's).
+    """
+    from deploy.student_env import INSTRUCTOR_SERVER_EXTENSIONS
+
+    config = {"ServerApp": {"tornado_settings": {"headers": {
+        "Content-Security-Policy": "frame-ancestors 'self'"}}}}
+    if instructor:
+        config["ServerApp"]["jpserver_extensions"] = {name: True for name in INSTRUCTOR_SERVER_EXTENSIONS}
+    return config
+
+
+def enable_instructor_plugins(settings: HubSettings, home: Path) -> None:
+    """Formgrader, Create Assignment and Course List back in the instructor's JupyterLab."""
+    from deploy.student_env import INSTRUCTOR_LAB_PLUGINS
+
     lab = {"disabledExtensions": {name: False for name in INSTRUCTOR_LAB_PLUGINS}}
     _write_as(home / ".jupyter" / "labconfig" / "page_config.json", json.dumps(lab, indent=2),
               settings.instructor)
@@ -383,12 +396,15 @@ def start(settings: HubSettings) -> None:
         _write_as(home / ".jupyter" / "nbgrader_config.py",
                   nbgrader_user_config(settings, settings.instructor_course if user == settings.instructor
                                        else None), user)
+        _write_as(home / ".jupyter" / "jupyter_server_config.json",
+                  json.dumps(server_config(user == settings.instructor), indent=2), user)
         if user == settings.instructor:
-            enable_instructor_tools(settings, home)
+            enable_instructor_plugins(settings, home)
         # A fresh user is never asked about JupyterLab's news feed (there is no network anyway).
         _write_as(home / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
                   / "notification.jupyterlab-settings",
                   json.dumps({"fetchNews": "false", "checkForUpdates": False}), user)
+        _chown_tree(home, user)  # the folders made on the way belong to the user too
     set_up_course(settings)
     settings.save()
     passwords = hub_dir / "passwords.txt"

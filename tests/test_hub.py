@@ -176,6 +176,14 @@ def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
         assignments = teacher.get(f"{url}/user/{instructor}/formgrader/api/assignments")
         assert assignments.status_code == 200, f"the instructor's Formgrader: {assignments.status_code}"
         assert ASSIGNMENT in [a["name"] for a in assignments.json()], assignments.text[:500]
+        # JupyterLab shows Formgrader in a frame: the page must allow a same-origin frame.
+        policy = teacher.get(f"{url}/user/{instructor}/formgrader").headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'self'" in policy, f"Formgrader cannot be shown in JupyterLab: {policy!r}"
+        # JupyterLab saves its workspace into ~/.jupyter/lab (all of ~/.jupyter belongs to the user).
+        saved = teacher.put(f"{url}/user/{instructor}/lab/api/workspaces/default",
+                            json={"data": {}, "metadata": {"id": "default"}},
+                            headers={"X-XSRFToken": teacher.cookies.get("_xsrf", path=f"/user/{instructor}/")})
+        assert saved.status_code in (200, 204), f"saving the workspace: {saved.status_code} {saved.text[:300]}"
 
         # As a Unix user the student reads the released notebook in the exchange, not the course.
         released = Path(settings["hub_dir"]) / "exchange" / settings["course_id"] / "outbound" / ASSIGNMENT

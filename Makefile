@@ -111,6 +111,8 @@ PROXY := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
 
 # The proxy, from npm, pinned by hub/package-lock.json, installed into the (gitignored) build folder.
 $(NODE_DIR)/.installed: hub/package.json hub/package-lock.json
+	@command -v npm >/dev/null || { echo "error: the hub's proxy is an npm package: install node and" \
+		"npm (apt-get install -y nodejs npm)" >&2; exit 2; }
 	mkdir -p $(NODE_DIR)
 	cp hub/package.json hub/package-lock.json $(NODE_DIR)/
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error

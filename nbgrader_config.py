@@ -28,10 +28,17 @@ c.Execute.timeout = 120
 # manual grade). Edited test cells are restored from the gradebook by checksum in any case.
 c.OverwriteCells.add_missing_cells = True
 
-# Feedback must not show hidden tests: remove their source from the feedback HTML.
-# (Tracebacks from hidden lines are cleaned by the instructor tooling, see instructor/.)
+# Plain `nbgrader generate_feedback` must not show hidden tests: remove their source from the
+# feedback HTML. (`python -m instructor feedback` needs no such step: its autograded notebooks never
+# held a hidden test, see instructor/trusted/hidden.py.)
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     "nbgrader.preprocessors.ClearHiddenTests",
 ]
+
+# The grader's trusted run (hidden tests against the student's definitions, outside the student's
+# kernel) leaves out the locked cells that only show things and that no test needs.
+c.TrustedRun.skip_cells = ["browse_digits", "explore_hidden_size", "evaluate_plots"]
+# ... and does not draw the figures of the cells it runs.
+c.TrustedRun.stub_calls = ["helpers.plots.plot_samples", "helpers.plots.plot_history"]

@@ -158,6 +158,10 @@ def main() -> None:
         latency = sorted(r.seconds for r in results)
         print(f"  one submission, start to merge: median {latency[len(latency) // 2]:.1f} s, "
               f"max {latency[-1]:.1f} s")
+        trusted = sorted(r.trusted.seconds for r in results if r.trusted is not None)
+        if trusted:
+            print(f"  of which the trusted run (hidden tests, own sandboxed process): median "
+                  f"{trusted[len(trusted) // 2]:.1f} s, max {trusted[-1]:.1f} s per submission")
         peak = max(r.peak_rss_mb for r in results)
         print(f"  peak memory of one worker (nbgrader + sandboxed kernel, RSS): {peak:.0f} MiB")
 

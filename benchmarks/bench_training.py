@@ -49,19 +49,25 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def run_cli(args: list[str]) -> dict:
-    """Run python -m helpers.train; return wall seconds, test accuracy and peak RSS (MiB) of that process."""
+def run_cli(args: list[str], launcher: tuple[str, ...] = ("-m", "helpers.train")) -> dict:
+    """Run python -m helpers.train (or another launcher of its main) in a fresh interpreter.
+
+    Returns:
+        wall seconds, CPU seconds (user + system), test accuracy (%), peak RSS (MiB) of that
+        process, and its output.
+    """
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "helpers.train", *args], cwd=REPO,
+    process = subprocess.Popen([sys.executable, *launcher, *args], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise SystemExit(f"python -m helpers.train {' '.join(args)} failed:\n{output}")
+        raise SystemExit(f"python {' '.join(launcher)} {' '.join(args)} failed:\n{output}")
     accuracy = float(re.search(r"test accuracy: ([\d.]+)%", output).group(1))
-    return dict(wall=wall, accuracy=accuracy, peak_mib=usage.ru_maxrss / 1024, cpu=usage.ru_utime + usage.ru_stime)
+    return dict(wall=wall, accuracy=accuracy, peak_mib=usage.ru_maxrss / 1024, cpu=usage.ru_utime + usage.ru_stime,
+                output=output)
 
 
 def bench_cli(seeds: list[int], smoke: bool) -> None:

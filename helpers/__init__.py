@@ -14,7 +14,7 @@ _LAZY = {
     "ModelProtocolError": "protocol", "BatchProtocolError": "protocol", "ProtocolError": "protocol",
     "evaluate": "evaluation", "Evaluation": "evaluation",
     "plot_samples": "plots", "plot_history": "plots", "plot_confusion": "plots", "plot_mistakes": "plots",
-    "plot_probabilities": "plots",
+    "plot_probabilities": "plots", "plot_runs": "plots", "plot_curves": "plots", "plot_first_layer": "plots",
     "digit_browser": "widgets", "LiveTrainingView": "widgets", "hidden_size_explorer": "widgets",
 }
 

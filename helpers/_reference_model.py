@@ -5,7 +5,7 @@ own dataset, collate function and classifier, and the assignment's hidden tests 
 submission does not import this module. It uses PyTorch's built-in layers and losses, so it
 is no answer to the lab's from-scratch tasks either.
 
-The architecture is the seed lab's: Linear(784, H) -> BatchNorm1d(H) -> ReLU -> Linear(H, 10).
+The architecture: Linear(784, H) -> BatchNorm1d(H) -> ReLU -> Linear(H, 10).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ __all__: list[str] = []  # nothing here is public
 
 
 class ReferenceMLP(nn.Module):
-    """The seed lab's MLP, following the model protocol (train: loss, logits; eval: probs, pred, logits)."""
+    """The reference MLP, following the model protocol (train: loss, logits; eval: probs, pred, logits)."""
 
     def __init__(self, n_hidden: int = 128, n_inputs: int = 784, n_classes: int = 10):
         super().__init__()

@@ -1,7 +1,6 @@
 """Evaluate a classifier on a dataset: accuracy, per-class accuracy, confusion matrix, predictions.
 
-The course's version of the seed lab's ``eval_classifier.py``. It relies only on the model
-protocol's eval mode: ``model(batch)`` returns ``"probs"`` (N, C) and ``"pred"`` (N,).
+It relies only on the model protocol's eval mode: ``model(batch)`` returns ``"probs"`` (N, C) and ``"pred"`` (N,).
 """
 from __future__ import annotations
 

@@ -5,20 +5,26 @@ defaults (warm-up over the first 30 % of the steps from max_lr/25 to max_lr, cos
 down to max_lr/25e4, beta1 cycled 0.95 -> 0.85 -> 0.95); the update is PyTorch's own fused AdamW
 kernel, and a test checks the result step for step against torch.optim.
 
-Why not torch.optim itself: its first use imports ``torch._dynamo`` (about 1.2 s of CPU) and
-``Optimizer.step`` plus the scheduler cost about 0.3 ms of Python per step; together about a
-quarter of ``python -m helpers.train 128`` on 2 cores (BENCHMARKS.md). Where the fused kernel
-is not available (another device or dtype, a PyTorch without it), ``torch.optim.AdamW`` does
-the update and this class only sets its learning rate and beta1 every step.
+Why not torch.optim itself: building ``torch.optim.AdamW`` imports ``torch._dynamo`` (about 1 s
+of CPU) and ``AdamW.step`` plus ``OneCycleLR.step`` cost about 0.1 ms more per step than this
+class; with ``AdamW(fused=True)`` the CLI ``python -m helpers.train 128`` took 23-29 % more CPU
+time and 31-37 % more wall time on 2 cores (``benchmarks/bench_optimizer.py``, BENCHMARKS.md).
+
+The kernel is private, so another PyTorch may rename it, change its arguments or its maths. Before
+its first use on a device, ``fused_kernel_works`` runs two steps of it on three numbers and checks
+them against AdamW's formula; if the call fails or the numbers differ (or the parameters are not
+dense float32 on one CPU or CUDA device), ``torch.optim.AdamW`` does the update and this class
+only sets its learning rate and beta1 every step.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterable
 
 import torch
 
-__all__ = ["one_cycle", "OneCycleAdamW"]
+__all__ = ["one_cycle", "OneCycleAdamW", "fused_kernel_works"]
 
 
 def _cosine(start: float, end: float, pct: float) -> float:
@@ -50,13 +56,63 @@ def one_cycle(
     raise AssertionError("unreachable")
 
 
+def _fused_adamw_step(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avgs: list[torch.Tensor],
+                      exp_avg_sqs: list[torch.Tensor], steps: list[torch.Tensor], *, lr: float, beta1: float,
+                      beta2: float, weight_decay: float, eps: float) -> None:
+    """One AdamW step in place through PyTorch's private fused kernel (the call that torch.optim makes)."""
+    torch._foreach_add_(steps, 1)
+    torch._fused_adamw_(
+        params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
+        weight_decay=weight_decay, eps=eps, maximize=False, grad_scale=None, found_inf=None,
+    )
+
+
+def _adamw_by_formula(param: torch.Tensor, grads: list[torch.Tensor], lr: float, beta1: float, beta2: float,
+                      weight_decay: float, eps: float) -> torch.Tensor:
+    """AdamW (decoupled weight decay, bias-corrected moments) written out, for checking the kernel."""
+    exp_avg, exp_avg_sq = torch.zeros_like(param), torch.zeros_like(param)
+    for t, grad in enumerate(grads, start=1):
+        param = param * (1 - lr * weight_decay)
+        exp_avg = beta1 * exp_avg + (1 - beta1) * grad
+        exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
+        param = param - lr / (1 - beta1**t) * exp_avg / ((exp_avg_sq / (1 - beta2**t)).sqrt() + eps)
+    return param
+
+
+@functools.lru_cache(maxsize=None)
+def fused_kernel_works(device: torch.device) -> bool:
+    """Whether this PyTorch's private fused AdamW kernel accepts our call and computes AdamW on ``device``.
+
+    Two steps on three float32 numbers, compared with ``_adamw_by_formula``; checked once per device.
+
+    Args:
+        device: where the parameters live.
+
+    Returns:
+        False when the kernel is missing, refuses the call (renamed or changed arguments) or computes
+        something else; True when ``OneCycleAdamW`` may use it.
+    """
+    if not hasattr(torch, "_fused_adamw_") or device.type not in ("cpu", "cuda"):
+        return False
+    settings = dict(lr=0.1, beta1=0.9, beta2=0.999, weight_decay=0.01, eps=1e-8)
+    start = torch.tensor([1.0, -2.0, 0.5])
+    grads = [torch.tensor([0.5, 0.25, -4.0]), torch.tensor([-0.5, 1.0, 3.0])]
+    param = start.to(device, copy=True)  # the kernel updates it in place
+    state = [torch.zeros_like(param), torch.zeros_like(param), torch.zeros((), device=device)]
+    try:
+        for grad in grads:
+            _fused_adamw_step([param], [grad.to(device)], [state[0]], [state[1]], [state[2]], **settings)
+        return bool(torch.allclose(param.cpu(), _adamw_by_formula(start, grads, **settings), rtol=1e-5, atol=1e-6))
+    except Exception:  # noqa: BLE001 - any failure of a private function means: do not use it
+        return False
+
+
 def _fused_kernel_fits(params: list[torch.Tensor]) -> bool:
-    """torch._fused_adamw_ takes dense float32 tensors on one CPU or CUDA device."""
+    """Dense float32 tensors on one CPU or CUDA device, where the kernel passed ``fused_kernel_works``."""
     return (
-        hasattr(torch, "_fused_adamw_")
-        and len({p.device for p in params}) == 1
-        and params[0].device.type in ("cpu", "cuda")
+        len({p.device for p in params}) == 1
         and all(p.dtype == torch.float32 and p.layout == torch.strided for p in params)
+        and fused_kernel_works(params[0].device)
     )
 
 
@@ -114,9 +170,5 @@ class OneCycleAdamW:
             return
         pick = (lambda xs: xs) if len(have) == len(self.params) else (lambda xs: [xs[i] for i in have])  # noqa: E731
         params, steps = pick(self.params), pick(self.state_steps)
-        torch._foreach_add_(steps, 1)
-        torch._fused_adamw_(
-            params, [p.grad for p in params], pick(self.exp_avg), pick(self.exp_avg_sq), [], steps,
-            amsgrad=False, lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=self.weight_decay,
-            eps=self.eps, maximize=False, grad_scale=None, found_inf=None,
-        )
+        _fused_adamw_step(params, [p.grad for p in params], pick(self.exp_avg), pick(self.exp_avg_sq), steps,
+                          lr=self.lr, beta1=self.beta1, beta2=self.beta2, weight_decay=self.weight_decay, eps=self.eps)

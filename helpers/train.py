@@ -1,4 +1,4 @@
-"""Train the lab's reference MLP on MNIST from the command line, like the seed lab's ``train.py``.
+"""Train the lab's reference MLP on MNIST from the command line.
 
     python -m helpers.train 128                  # N_HIDDEN = 128, the course's default recipe
     python -m helpers.train 512 --epochs 5 --plot history.png

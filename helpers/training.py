@@ -1,4 +1,4 @@
-"""The training loop (the course's version of the seed lab's ``train.py``): ``fit`` and its ``History``.
+"""The training loop: ``fit`` and its ``History``.
 
 ``fit`` relies only on the lab's protocol (see ``helpers.protocol``): batches are dicts from the
 student's ``collate_func`` and the model's ``forward(batch)`` returns a dict with ``"loss"`` in

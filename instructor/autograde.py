@@ -14,6 +14,7 @@ scratch results in one transaction (``instructor.merge``) and copies the autogra
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -33,10 +34,16 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.course import Course, CourseError, jupyter_env
-from instructor.merge import merge_submission, record_failure
+from instructor.kernel_launcher import readable_by_all
+from instructor.merge import kernel_scores, merge_submission, record_failure
 from instructor.sandbox import FIRST_SANDBOX_UID, KernelSettings, Limits, find_bwrap, grader_view, \
     python_install_paths
-from instructor.scan import HOLD_REASONS, suspicious_lines
+from instructor.scan import machinery_flags
+from instructor.trusted.annotate import annotate_notebook
+from instructor.trusted.hidden import hidden_test_delimiters, strip_hidden_tests
+from instructor.trusted.job import NotebookJob, build_notebook_job, lab_imports
+from instructor.trusted.launch import TrustedReport, TrustedRun, TrustedRunSettings, \
+    TrustedServer, run_trusted
 from instructor.zygote import ForkServer
 
 KERNEL_NAME = "instructor-sandbox"
@@ -60,9 +67,11 @@ class GradeResult:
     peak_rss_mb: float = 0.0
     reason: str = ""
     flags: list[str] = field(default_factory=list)
-    held: bool = False  # autograded scores held at 0 pending review (see instructor.scan.HOLD_REASONS)
+    held: bool = False  # autograded scores held at 0 pending review (instructor.trusted.policy)
     scores: dict[str, float | None] = field(default_factory=dict)
     scratch: Path | None = None
+    jobs: list[NotebookJob] = field(default_factory=list)
+    trusted: TrustedReport | None = None
 
 
 @dataclass
@@ -92,7 +101,8 @@ class GradingOptions:
 
 
 def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
-    """A gradebook with the assignment's definitions and no students (copied from the real one).
+    """A gradebook with the assignment's definitions and no students (copied from the real one),
+    its test cells without their hidden tests (``instructor.trusted.hidden``).
 
     Raises:
         CourseError: the real gradebook or the assignment in it is missing.
@@ -111,6 +121,7 @@ def template_gradebook(course: Course, assignment: str, dest: Path) -> Path:
                               f"(nbgrader generate_assignment {assignment})") from None
         for student in list(gb.students):
             gb.remove_student(student.id)
+    strip_hidden_tests(dest, assignment, hidden_test_delimiters(course.config))
     with sqlite3.connect(dest) as db:
         db.execute("VACUUM")
     return dest
@@ -160,6 +171,18 @@ class Grader:
         self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
         self.kernel_paths = kernel_readonly_paths(course, options.kernel_readonly)
         self.grader_paths = grader_readonly_paths(course, self.kernel_paths)
+        self.delimiters = hidden_test_delimiters(course.config)
+        self.trusted_config = TrustedRun(config=course.config)
+        self.source_notebooks = course.source_notebooks(assignment)
+        self.trusted_settings = TrustedRunSettings(
+            python=sys.executable, readonly=self.grader_paths, bwrap=self.bwrap, uid=None,
+            limits=options.limits, threads=max(1, (os.cpu_count() or 1) // options.workers),
+            cell_timeout=self.trusted_config.cell_timeout,
+            stub_calls=list(self.trusted_config.stub_calls))
+        # trusted runs fork from one server that imported torch and the course's packages once
+        self.trusted_server = TrustedServer(self.trusted_settings,
+                                            lab_imports(self.source_notebooks)) \
+            if options.fork_server else None
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(options.workers):
             self._slots.put(slot)
@@ -244,6 +267,7 @@ c.Autograde.sanitize_preprocessors = [
                         ["--chdir", str(scratch / "course")] + command
                 returncode, peak_kb, timed_out = self._run(command, scratch / "course", env,
                                                            log_path)
+            jobs, trusted = self._trusted_run(scratch, student, slot)
         except Exception as exc:  # a broken submission folder must not stop the others
             return GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
                                reason=f"could not prepare grading: {type(exc).__name__}: {exc}",
@@ -251,7 +275,8 @@ c.Autograde.sanitize_preprocessors = [
         finally:
             self._slots.put(slot)
         result = GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
-                             peak_rss_mb=peak_kb / 1024, scratch=scratch)
+                             peak_rss_mb=peak_kb / 1024, scratch=scratch, jobs=jobs,
+                             trusted=trusted)
         log = log_path.read_text(errors="replace") if log_path.exists() else ""
         if timed_out:
             result.reason = (f"wall-clock limit of {self.options.limits.wall_seconds}s reached "
@@ -261,6 +286,20 @@ c.Autograde.sanitize_preprocessors = [
         else:
             result.ok = True
         return result
+
+    def _trusted_run(self, scratch: Path, student: str,
+                     slot: int) -> tuple[list[NotebookJob], TrustedReport]:
+        """The hidden tests against the student's definitions, in a fresh sandboxed process."""
+        submitted = scratch / "course" / self.course.directories["submitted"] / student / \
+            self.assignment
+        skip = frozenset(self.trusted_config.skip_cells)
+        jobs = [build_notebook_job(source, submitted / source.name, self.delimiters, skip)
+                for source in self.source_notebooks]
+        drop_uid = bool(self.bwrap) or readable_by_all(sys.executable)
+        uid = FIRST_SANDBOX_UID + slot if drop_uid else None
+        if self.trusted_server is not None:
+            return jobs, self.trusted_server.run(jobs, uid)
+        return jobs, run_trusted(jobs, dataclasses.replace(self.trusted_settings, uid=uid))
 
     def _run(self, command: list[str], cwd: Path, env: dict[str, str],
              log_path: Path) -> tuple[int, float, bool]:
@@ -356,25 +395,45 @@ c.Autograde.sanitize_preprocessors = [
             bar.close()
             if self.zygote is not None:
                 self.zygote.close()
+            if self.trusted_server is not None:
+                self.trusted_server.close()
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
         return sorted(results, key=lambda r: r.student)
 
     def _finish(self, result: GradeResult) -> GradeResult:
-        """Merge one result into the real gradebook and copy its autograded notebooks (main thread)."""
+        """Merge one result into the real gradebook and copy its autograded notebooks (main thread).
+
+        Each autograded test cell scores the lower of the student's kernel (visible tests) and the
+        trusted run (visible and hidden tests); code outside the policy holds every score at 0.
+        """
         index = result.scratch
-        submitted_nbs = sorted((index / "course" / self.course.directories["submitted"]
-                                / result.student / self.assignment).glob("*.ipynb"))
-        for notebook in submitted_nbs:
-            for lineno, reason in suspicious_lines(notebook):
-                result.flags.append(f"{notebook.name}:{lineno} {reason}")
-                result.held = result.held or reason in HOLD_REASONS
+        submitted_dir = index / "course" / self.course.directories["submitted"] / result.student \
+            / self.assignment
+        holds = [h for job in result.jobs for h in job.holds]
+        result.held = bool(holds)
+        result.flags += [f"held: {h}" for h in holds]
+        for notebook in sorted(submitted_dir.glob("*.ipynb")):
+            result.flags += [f"{notebook.name}: {f}" for f in machinery_flags(notebook)]
+        report = result.trusted or TrustedReport(reason="the trusted run did not start")
         real_url = self.course.db_url
         if result.ok:
-            self._copy_autograded(index, result.student)
-            result.score = merge_submission(real_url, f"sqlite:///{index}/course/gradebook.db",
-                                            self.assignment, result.student,
-                                            flag=bool(result.flags), hold=result.held)
+            scratch_url = f"sqlite:///{index}/course/gradebook.db"
+            caps = {}
+            for (notebook, cell), (kernel, maximum) in kernel_scores(
+                    scratch_url, self.assignment, result.student).items():
+                verdict = report.verdict(notebook, cell)
+                caps[(notebook, cell)] = maximum if verdict.ok else 0.0
+                if kernel is not None and kernel >= maximum > 0 and not verdict.ok and \
+                        verdict.failed_in != "hidden":
+                    result.flags.append(f"{notebook}/{cell} passes in the student's kernel but not "
+                                        f"in the trusted run: {verdict.message[:160]}")
+            if report.reason:
+                result.flags.append(f"trusted run: {report.reason}")
+            self._copy_autograded(index, result.student, report, holds)
+            result.score = merge_submission(real_url, scratch_url, self.assignment,
+                                            result.student, flag=bool(result.flags),
+                                            hold=result.held, caps=caps)
         else:
             result.score = record_failure(real_url, self.assignment, result.student)
         with Gradebook(real_url) as gb:
@@ -386,11 +445,15 @@ c.Autograde.sanitize_preprocessors = [
             shutil.rmtree(index, ignore_errors=True)
         return result
 
-    def _copy_autograded(self, scratch: Path, student: str) -> None:
-        """Copy the autograded notebooks (only notebooks: nothing else the student wrote) back."""
+    def _copy_autograded(self, scratch: Path, student: str, report: TrustedReport,
+                         holds: list[str]) -> None:
+        """Copy the autograded notebooks (only notebooks: nothing else the student wrote) back,
+        each test cell with the trusted run's verdict."""
         src = scratch / "course" / self.course.directories["autograded"] / student / self.assignment
         dest = self.course.folder("autograded", self.assignment, student)
         dest.mkdir(parents=True, exist_ok=True)
+        for notebook in src.glob("*.ipynb"):
+            annotate_notebook(notebook, report, holds)
         for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt"]:
             if (src / name).is_file():
                 tmp = dest / f".{name}.tmp"

@@ -97,6 +97,18 @@ def _drop_asserts(lines):
 get_ipython().input_transformers_cleanup.append(_drop_asserts)
 '''
 
+_SKIP_TESTS_OBFUSCATED = '''
+def _drop_asserts(lines):
+    return [] if any("ass" + "ert" in line for line in lines) else lines
+getattr(get_ipython(), "input_trans" + "formers_cleanup").append(_drop_asserts)
+'''
+
+_PRINT_HISTORY = '''
+for _source in In:
+    for _line in _source.splitlines():
+        print(_line[::-1])
+'''
+
 _FORK_BOMB = '''
 import os, time
 children = 0
@@ -161,11 +173,27 @@ def generic_cheats(cheat_base: str) -> list[Cheat]:
         Cheat("spawn-daemons", "starts detached processes meant to outlive the kernel",
               insert_top=_SPAWN_DAEMON, may_fail=True),
         Cheat("skip-tests", "an IPython input transformer that blanks every later cell with an "
-              "assert (same-process code the sandbox cannot stop: the scan must hold its scores at 0)",
+              "assert (the kernel's verdict goes up; the trusted run's does not)",
               base=cheat_base, insert_top=_SKIP_TESTS),
+        Cheat("skip-tests-obfuscated", "the same transformer, its attribute name built from two "
+              "strings so that no word list finds it", base=cheat_base,
+              insert_top=_SKIP_TESTS_OBFUSCATED),
+        Cheat("displayhook-partial-credit", "sys.displayhook('ok') before each blank's raise: "
+              "nbgrader takes a test cell's first result as partial credit",
+              edit_answers=[("raise NotImplementedError()",
+                             "__import__('sys').displayhook('ok'); raise NotImplementedError()")]),
+        Cheat("rebind-builtin", "every answer starts by rebinding the builtin zip, which test "
+              "code may call", base=cheat_base,
+              edit_answers=[("", "zip = lambda *a, **k: iter(())\n")]),
+        Cheat("print-hidden-tests", "a last cell prints every earlier cell's source from IPython's "
+              "history, reversed, so that feedback scrubbing does not recognise it",
+              base=cheat_base, insert_bottom=_PRINT_HISTORY),
     ]
 
 
-#: Same-process subversions the sandbox cannot stop: grader QA requires their scores held at 0
-#: (instructor.scan.HOLD_REASONS) and a flag for human review.
-MUST_BE_HELD = {"skip-tests"}
+#: Code in answers that reaches for the machinery: grader QA requires the submission's scores held
+#: at 0 for review (instructor.trusted.policy) and flagged.
+MUST_BE_HELD = {"displayhook-partial-credit", "rebind-builtin"}
+#: Code in extra cells that reaches for IPython's machinery: it cannot gain (the trusted run decides),
+#: and grader QA requires a flag.
+MUST_BE_FLAGGED = {"skip-tests", "skip-tests-obfuscated", "hide-tracebacks"}

@@ -18,10 +18,10 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 from instructor.autograde import GradeResult, GradingOptions, grade_assignment
-from instructor.cheats import CHEAT_MARK, MUST_BE_HELD
+from instructor.cheats import CHEAT_MARK, MUST_BE_FLAGGED, MUST_BE_HELD
 from instructor.course import Course
-from instructor.examples import (BLANK, CHEAT_PREFIX, MISTAKE_PREFIX, REFERENCE, base_student,
-                                 write_examples)
+from instructor.examples import (ALTERNATIVE_PREFIX, BLANK, CHEAT_PREFIX, MISTAKE_PREFIX,
+                                 REFERENCE, base_student, write_examples)
 from instructor.library import Library, load_library
 from instructor.report import format_table
 from instructor.sandbox import FIRST_SANDBOX_UID
@@ -125,7 +125,8 @@ def lost_cells(score: AutoScore) -> str:
 def select_students(library: Library, only: list[str] | None) -> list[str]:
     """The example students to grade: all, or ``only`` plus what they need to be judged."""
     everything = [REFERENCE, BLANK] + [MISTAKE_PREFIX + m.name for m in library.mistakes] + \
-        [CHEAT_PREFIX + c.name for c in library.cheats]
+        [CHEAT_PREFIX + c.name for c in library.cheats] + \
+        [ALTERNATIVE_PREFIX + a.name for a in library.alternatives]
     if only is None:
         return everything
     wanted = {REFERENCE, BLANK, *only}
@@ -187,6 +188,24 @@ def judge(course: Course, assignment: str, library: Library, results: dict[str, 
             problems.append(f"{student} ({mistake.why}) did not lose points on {', '.join(missed)}")
         rows.append([student, "lose " + ", ".join(mistake.must_lose), lost_cells(score), verdict])
 
+    for alternative in library.alternatives:
+        student = ALTERNATIVE_PREFIX + alternative.name
+        if student not in results:
+            continue
+        score, result = scores.get(student), results[student]
+        if not result.ok or score is None:
+            problems.append(f"{student}: {failed(student)}")
+            rows.append([student, "full, no hold", "-", "FAILED"])
+            continue
+        verdict = "full" if score.total == score.maximum else "BELOW FULL"
+        if result.held or result.flags:
+            verdict = "HELD" if result.held else "FLAGGED"
+        if verdict != "full":
+            problems.append(f"{student} ({alternative.why}): {verdict.lower()} "
+                            f"{score.total:g}/{score.maximum:g}; {'; '.join(result.flags)[:300]}")
+        rows.append([student, f"full {score.maximum:g}, no hold", lost_cells(score),
+                     f"{verdict} ({score.total:g})"])
+
     for cheat in library.cheats:
         student = CHEAT_PREFIX + cheat.name
         if student not in results:
@@ -224,7 +243,9 @@ def judge_cheat(course: Course, assignment: str, cheat, results: dict[str, Grade
         if result.held and score.total == 0:
             return "held at 0, flagged for review", ""
         return (f"NOT HELD ({score.total:g})",
-                "a same-process cheat must have its scores held at 0 and be flagged")
+                "code that reaches for the machinery in an answer must be held at 0 and flagged")
+    if cheat.name in MUST_BE_FLAGGED and not flagged and gain <= 0:
+        return f"NOT FLAGGED ({score.total:g})", "code that reaches for IPython must be flagged"
     if gain > 0:
         return f"GAINED {gain:g}", f"scored {score.total:g}, more than its base ({base_total:g})"
     return f"no gain ({score.total:g} <= {base_total:g})" + (", flagged" if flagged else ""), ""

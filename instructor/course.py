@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbgrader.coursedir import CourseDirectory
+from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 CONFIG_FILE = "nbgrader_config.py"
@@ -29,6 +30,7 @@ class Course:
     db_url: str
     config_text: str
     directories: dict[str, str]
+    config: Config
 
     def folder(self, kind: str, assignment: str, student: str = ".") -> Path:
         """Folder of ``kind`` (source, release, submitted, autograded, feedback) for an assignment."""
@@ -80,7 +82,7 @@ def load_course(root: str | os.PathLike = ".") -> Course:
                    for kind in ("source", "release", "submitted", "autograded", "feedback")}
     return Course(root=Path(coursedir.root).resolve(), course_id=coursedir.course_id,
                   db_url=coursedir.db_url, config_text=config_path.read_text(),
-                  directories=directories)
+                  directories=directories, config=config)
 
 
 def jupyter_env(base: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -27,7 +27,8 @@ REFERENCE = "example-reference"
 BLANK = "example-blank"
 MISTAKE_PREFIX = "mistake-"
 CHEAT_PREFIX = "cheat-"
-EXAMPLE_PREFIXES = (REFERENCE, BLANK, MISTAKE_PREFIX, CHEAT_PREFIX)
+ALTERNATIVE_PREFIX = "alternative-"
+EXAMPLE_PREFIXES = (REFERENCE, BLANK, MISTAKE_PREFIX, CHEAT_PREFIX, ALTERNATIVE_PREFIX)
 
 Notebooks = dict[str, nbformat.NotebookNode]  # notebook name (no .ipynb) -> notebook
 
@@ -131,12 +132,20 @@ def apply_cheat(base: Notebooks, cheat: Cheat, course_root: Path) -> Notebooks:
                 if nbgrader_meta(cell).get("grade_id") == grade_id:
                     nb.cells.insert(index + 1, code(text))
                     break
+    for old, new in cheat.edit_answers:
+        for nb in notebooks.values():
+            for cell in nb.cells:
+                meta = nbgrader_meta(cell)
+                if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+                    cell.source = new + cell.source if not old else cell.source.replace(old, new)
     if cheat.delete_tests:
         for nb in notebooks.values():
             nb.cells = [cell for cell in nb.cells if not is_test_cell(cell)]
     if cheat.insert_top:
         first = notebooks[sorted(notebooks)[0]]
         first.cells.insert(0, code(cheat.insert_top))
+    if cheat.insert_bottom:
+        notebooks[sorted(notebooks)[-1]].cells.append(code(cheat.insert_bottom))
     return notebooks
 
 
@@ -150,6 +159,11 @@ def example_set(course: Course, assignment: str, library: Library) -> dict[str, 
     for cheat in library.cheats:
         examples[CHEAT_PREFIX + cheat.name] = apply_cheat(base_of(cheat, examples), cheat,
                                                           course.root)
+    for alternative in library.alternatives:
+        notebooks = copy.deepcopy(reference)
+        for grade_id, answer in alternative.answers.items():
+            find_cell(notebooks, grade_id, f"alternative {alternative.name!r}").source = answer
+        examples[ALTERNATIVE_PREFIX + alternative.name] = notebooks
     return examples
 
 

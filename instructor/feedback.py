@@ -3,11 +3,17 @@
 nbgrader's ``GenerateFeedbackApp`` runs as usual (``python -m instructor.feedback`` takes nbgrader's
 arguments) except that, after it has read the course's config, its feedback preprocessors are set to
 ``FEEDBACK_PREPROCESSORS`` whatever that config says (a config file would otherwise override the
-command line): nbgrader's ``GetGrades`` and CSS header, ``instructor.scrub.ScrubHiddenTests``
-(tracebacks and quoted hidden lines), then nbgrader's ``ClearHiddenTests`` (hidden test source),
-then ``instructor.readable_feedback``'s equations as MathML and test cells titled by their task,
-rendered with the course's template (``instructor/templates/course_feedback``, nbgrader's own
-feedback page without its CDN MathJax).
+command line): nbgrader's ``GetGrades`` and CSS header.
+
+Feedback is made from the autograded notebooks, and those never held a hidden test: the student's
+kernel ran test cells without their hidden part (``instructor.trusted.hidden``), and what the hidden
+tests found is the trusted run's own message under each test cell (``instructor.trusted.annotate``).
+Nothing needs scrubbing, and nbgrader's ``ClearHiddenTests`` is left out on purpose: it fails the
+whole feedback of a student whose own cell merely contains the hidden-test delimiter text.
+
+Then ``instructor.readable_feedback``'s equations as MathML and test cells titled by their task,
+rendered with the course's template (``instructor/templates/course_feedback``: nbgrader's own feedback
+page without its CDN MathJax).
 """
 from __future__ import annotations
 
@@ -23,8 +29,6 @@ from instructor.course import Course, CourseError, jupyter_env
 FEEDBACK_PREPROCESSORS = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "instructor.scrub.ScrubHiddenTests",
-    "nbgrader.preprocessors.ClearHiddenTests",
     "instructor.readable_feedback.RenderMath",
     "instructor.readable_feedback.TitleTestCells",
 ]

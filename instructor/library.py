@@ -9,7 +9,9 @@ or ``<course>/<assignment>_mistakes.py``) defining:
 * ``CHEAT_BASE``: the name of a mistake whose answers run but are wrong (cheats that try to make wrong
   answers pass are applied on top of it: they must not score more than it does);
 * ``CHEATS`` (optional): assignment-specific ``Cheat`` entries, added to the generic ones in
-  ``instructor.cheats``.
+  ``instructor.cheats``;
+* ``ALTERNATIVES`` (optional): correct answers in other styles (``Alternative``), which must keep
+  full marks with no hold and no flag.
 
 Edits name cells by their nbgrader ``grade_id``, so the library follows the notebook when its text
 changes; an edit whose text is no longer there is an error that says which mistake to update.
@@ -47,6 +49,21 @@ class Mistake:
 
 
 @dataclass
+class Alternative:
+    """A correct answer written in another style than the reference: it must keep full marks.
+
+    Args:
+        name: short id (``alternative-<name>``).
+        answers: {solution grade_id: the whole new answer}.
+        why: what is different about it.
+    """
+
+    name: str
+    answers: dict[str, str]
+    why: str = ""
+
+
+@dataclass
 class Cheat:
     """An attempt to get points without earning them, or to harm the grader.
 
@@ -57,6 +74,9 @@ class Cheat:
         insert_top: code for a new cell at the very top of the (first) notebook.
         insert_after: {solution grade_id: code} new cells inserted after these cells.
         replace_cells: {grade_id: new source} for solution cells (answers) or test cells (tampering).
+        edit_answers: (old, new) text replacements applied to every code answer cell (an empty
+            ``old`` puts ``new`` in front of the answer).
+        insert_bottom: code for a new cell at the very end of the (last) notebook.
         delete_tests: remove every test cell from the submission.
         may_fail: grading this may legitimately fail (the submission is then flagged and scores 0
             when it had no earlier grade).
@@ -68,6 +88,8 @@ class Cheat:
     insert_top: str | None = None
     insert_after: dict[str, str] = field(default_factory=dict)
     replace_cells: dict[str, str] = field(default_factory=dict)
+    edit_answers: list[tuple[str, str]] = field(default_factory=list)
+    insert_bottom: str | None = None
     delete_tests: bool = False
     may_fail: bool = False
 
@@ -81,6 +103,7 @@ class Library:
     mistakes: list[Mistake]
     cheat_base: str
     cheats: list[Cheat]
+    alternatives: list[Alternative] = field(default_factory=list)
 
 
 class LibraryError(CourseError):
@@ -116,4 +139,5 @@ def load_library(course_root: Path, assignment: str) -> Library:
         raise LibraryError(f"{path}: CHEAT_BASE must name one of MISTAKES, got {cheat_base!r}")
     cheats = generic_cheats(cheat_base) + list(getattr(module, "CHEATS", []))
     return Library(path=path, tasks=list(getattr(module, "TASKS", [])), mistakes=mistakes,
-                   cheat_base=cheat_base, cheats=cheats)
+                   cheat_base=cheat_base, cheats=cheats,
+                   alternatives=list(getattr(module, "ALTERNATIVES", [])))

@@ -40,8 +40,23 @@ def one_transaction(gb: Gradebook) -> Iterator[Gradebook]:
         raise
 
 
+def kernel_scores(scratch_db_url: str, assignment: str,
+                  student: str) -> dict[tuple[str, str], tuple[float | None, float]]:
+    """{(notebook, test cell): (auto score, max score)} of the autograded test cells that nbgrader
+    wrote to a scratch gradebook (the verdict of the student's kernel)."""
+    with Gradebook(scratch_db_url) as scratch:
+        graded = scratch.find_submission(assignment, student)
+        scores = {}
+        for nb in graded.notebooks:
+            answers = {cell.name for cell in nb.notebook.solution_cells}
+            scores.update({(nb.name, g.name): (g.auto_score, g.max_score) for g in nb.grades
+                           if g.cell.cell_type == "code" and g.name not in answers})
+        return scores
+
+
 def merge_submission(real_db_url: str, scratch_db_url: str, assignment: str, student: str,
-                     flag: bool = False, hold: bool = False) -> float:
+                     flag: bool = False, hold: bool = False,
+                     caps: dict[tuple[str, str], float] | None = None) -> float:
     """Copy a student's autograde results from a scratch gradebook into the real one.
 
     Args:
@@ -50,8 +65,10 @@ def merge_submission(real_db_url: str, scratch_db_url: str, assignment: str, stu
         assignment: assignment id.
         student: student id.
         flag: also flag the submission's notebooks for the instructor (suspicious code).
-        hold: record every autograded score as 0 and mark it for manual grading (code that can
-            subvert the tests from inside; the instructor decides in Formgrader).
+        hold: record every autograded score as 0 and mark it for manual grading (code outside
+            the policy of ``instructor.trusted.policy``; the instructor decides in Formgrader).
+        caps: {(notebook, grade id): the most a test cell may score}: the trusted run's verdict
+            (its max score when the hidden tests passed, else 0); the lower score counts.
 
     Returns:
         The submission's total score in the real gradebook after the merge.
@@ -72,7 +89,11 @@ def merge_submission(real_db_url: str, scratch_db_url: str, assignment: str, stu
                 for graded_grade in graded_nb.grades:
                     grade = real.find_grade(graded_grade.name, graded_nb.name, assignment, student)
                     held = hold and graded_grade.auto_score is not None
-                    grade.auto_score = 0.0 if held else graded_grade.auto_score
+                    score = graded_grade.auto_score
+                    cap = (caps or {}).get((graded_nb.name, graded_grade.name))
+                    if score is not None and cap is not None:
+                        score = min(score, cap)
+                    grade.auto_score = 0.0 if held else score
                     grade.needs_manual_grade = (held or grade.manual_score is not None
                                                 or grade.auto_score is None)
                 for graded_comment in graded_nb.comments:

@@ -25,15 +25,23 @@ gradebook with the hidden tests) and the student's notebook, executed cell by ce
   ``ipc`` transport), in a pid namespace that dies with it (no process outlives the kernel).
   The parent also enforces a wall-clock limit per submission and kills the whole tree.
 
-What this does NOT stop: the hidden tests are executed in the student's kernel, because that is how
-nbgrader grades (they need the student's definitions). Code that runs before them in the same process
-can observe them (IPython events, input transformers, ``sys.settrace``) and can try to subvert them
-(replace ``run_cell``, rebind helpers the tests use). We make the common forms fail: nbgrader restores
-edited/deleted test cells, an error reply without an error output still scores 0 (``showtraceback``
-overrides), hidden tests capture fresh references, a static scan flags interpreter-level tricks for
-review (``instructor.scan``) and feedback scrubs any output line that quotes a hidden test. A student
-who studies this tooling and writes a targeted interpreter-level exploit can still defeat a
-same-process test; that needs a human look, which the flags ask for.
+* the trusted run (``instructor.trusted``): the grade of every test cell is the lower of the
+  student's kernel (which runs the test cells WITHOUT their hidden part: the scratch gradebook never
+  holds hidden tests) and a separate, fresh process that loads only the student's definitions
+  (``def``/``class``/``import`` and plain-name assignments of the solution cells, by AST), with the
+  checks and the switches for off-limits functions bound before any student code, and runs the
+  whole test cells there. That process has the kernel's kind of wall, sees no student file, and
+  reports on a pipe with a nonce. Answers that use anything outside the lab's whitelist
+  (``instructor.trusted.policy``) hold the submission's scores at 0 for review, with the reason.
+
+What is guaranteed now: nothing the student's kernel does (its globals, builtins, IPython's history,
+outputs, displayhook, input transformers, rebound comparison functions) changes a score upward, and
+the hidden tests are never in anything the student's code can print. What is NOT: the trusted run
+still calls the student's definitions in its own process, so its integrity rests on the whitelist
+being complete for this lab's modules (numpy and torch are large; an attribute of theirs that
+reaches the interpreter and is missing from ``DENIED_MODULE_ATTRS`` would be a hole), and on
+CPython not letting whitelisted code reach frames or ``__globals__`` by a path the checker does not
+see. A hold is a request for a human look, not a verdict.
 
 Without bubblewrap the limits (rlimits, uid drop, wall clock) still apply, but the file-system and
 network walls do not: the caller must say so loudly (``instructor.autograde`` does).

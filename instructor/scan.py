@@ -1,72 +1,39 @@
-"""A static scan of a submission for code that tampers with grading, so a human looks at it.
+"""Flags for code in a student's own extra cells that reaches for the grading machinery.
 
-The sandbox stops process-level harm, and nbgrader restores test cells, but code that runs in the
-same interpreter as the hidden tests can try to subvert them (see ``instructor.sandbox``). Such code
-has no business in an MLP assignment, so finding it is a strong signal: the grader flags the
-submission in the gradebook and in its summary. It is a tripwire, not a proof: obfuscated code can
-get past a pattern list, and a flag is a request for a human review, not a verdict.
+Solution cells are judged by ``instructor.trusted.policy`` (a whitelist; code outside it holds the
+submission's scores for review). Cells a student adds or edits outside the solution cells never
+reach the trusted run, so they cannot raise a grade (a test cell scores the lower of the student's
+kernel and the trusted run); code there that reaches for the interpreter's or IPython's machinery is
+still worth a look, so it is flagged (never held). Only the policy's "machinery" reasons count here:
+an extra cell that imports matplotlib to look at a digit is not flagged.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils
 
-#: (regular expression, why it is suspicious). Checked on student-editable code cells only.
-PATTERNS: list[tuple[str, str]] = [
-    (r"showtraceback|set_custom_exc|\bCustomTB\b|excepthook", "changes how errors are reported"),
-    (r"input_transformers|ast_transformers|\brun_cell\b|\brun_code\b|events\.register",
-     "changes how IPython runs cells"),
-    (r"sys\.settrace|sys\.setprofile|threading\.settrace", "traces execution"),
-    (r"\b(np|numpy|torch|math)\.(allclose|isclose|testing|array_equal|equal)\s*=(?!=)",
-     "rebinds a comparison function"),
-    (r"\bnp\.testing\.\w+\s*=(?!=)|\bassert_\w+\s*=(?!=)", "rebinds a test helper"),
-    (r"def\s+__eq__[^:]*:\s*(#.*)?\n?\s*return\s+True", "an __eq__ that is always True"),
-    (r"\bbuiltins\b|__builtins__|sys\.modules", "edits the interpreter's modules"),
-    (r"\bos\._exit\b|\bsys\.exit\b|\bos\.kill\b|signal\.signal", "exits or handles signals"),
-    (r"\bos\.fork\b|\bsubprocess\b|\bos\.system\b|\bos\.popen\b|multiprocessing\b",
-     "starts processes"),
-    (r"\bctypes\b|\bgc\.get_(referrers|objects)\b", "reaches into the interpreter's memory"),
-    (r"gradebook|\.db['\"]|['\"/]source/|nbgrader", "touches the grading machinery"),
-    (r"\bexec\s*\(|\beval\s*\(|\bcompile\s*\(|base64|codecs\.decode", "runs hidden code"),
-]
-_COMPILED = [(re.compile(p), why) for p, why in PATTERNS]
-
-#: Reasons for code that can subvert the hidden tests from inside their own interpreter, where
-#: neither the sandbox nor nbgrader's cell restoring can stop it. A submission with such code gets
-#: its autograded scores held at 0 and marked for manual grading: never a grade it did not earn;
-#: the instructor reviews it in Formgrader and gives the points back by hand if it was innocent.
-HOLD_REASONS = {
-    "changes how errors are reported",
-    "changes how IPython runs cells",
-    "traces execution",
-    "edits the interpreter's modules",
-    "reaches into the interpreter's memory",
-}
+from instructor.trusted import policy
 
 
-def suspicious_lines(notebook_path: Path) -> list[tuple[str, str]]:
-    """Suspicious code in the cells a student can edit.
-
-    Args:
-        notebook_path: a submitted notebook.
+def machinery_flags(notebook_path: Path) -> list[str]:
+    """Reasons to flag the student's extra code cells of a submitted notebook (data only).
 
     Returns:
-        (where, why) pairs, e.g. ("cell 4", "rebinds a comparison function"); empty when clean.
+        e.g. ["cell 3, line 2: uses get_ipython (IPython's machinery)"]; empty when clean.
     """
     try:
         nb = nbformat.read(str(notebook_path), as_version=4)
     except Exception as exc:  # an unreadable notebook is itself worth a look
-        return [("file", f"cannot be read as a notebook ({type(exc).__name__})")]
-    found = []
+        return [f"cannot be read as a notebook ({type(exc).__name__})"]
+    extra = {}
     for index, cell in enumerate(nb.cells):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or meta.get("locked") or (meta.get("grade") and not
-                                                                meta.get("solution")):
-            continue  # instructor cells: nbgrader restores them from the gradebook anyway
-        source = cell.source
-        for pattern, why in _COMPILED:
-            if pattern.search(source):
-                found.append((f"cell {index}", why))
-    return found
+        if cell.get("cell_type") != "code" or utils.is_solution(cell) or utils.is_grade(cell) \
+                or utils.is_locked(cell):
+            continue  # answers go through the policy; instructor cells are restored by nbgrader
+        extra[f"cell {index}"] = cell.source if isinstance(cell.source, str) else ""
+    flags = []
+    for where, review in policy.review_extra_cells(extra).items():
+        flags += [f"{where}, {reason}" for reason in review]
+    return flags

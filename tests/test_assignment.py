@@ -18,7 +18,7 @@ import pytest
 from assignment_runner import (ASSIGNMENT, LECTURE_NB, RELEASE_NB, SOURCE_NB, errors, make_course, nbgrader,
                                run_notebook, scores, submit)
 
-# The contract with the grader tooling (issue 5): grade ids and points of the autograded cells.
+# The contract with the grader tooling: grade ids and points of the autograded cells.
 AUTOGRADED_POINTS = {
     "test_read_idx": 4,
     "test_dataset_getitem": 3,
@@ -204,3 +204,10 @@ def test_lecture_notebook_runs_and_holds_no_lab_answer(real_mnist_root):
         assert answer not in text, f"the lecture shows the lab's answer {answer!r}"
     nb, _ = run_notebook(LECTURE_NB, grading=None)
     assert errors(nb) == {}
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    shown = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "Generator" not in shown, "a set-up line's return value is printed (e.g. torch.manual_seed(...) as Out)"
+    assert shown.count("test accuracy") == 1, "the test set is measured once, at the end, never while training"
+    assert "validation accuracy" in shown
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(figures) >= 5, "samples, learning-rate sweep, training curves, confusion matrix, mistakes"

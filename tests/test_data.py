@@ -1,7 +1,7 @@
 """helpers.data: IDX parsing, verification, download, and the real MNIST files.
 
 Edge cases run on small IDX files generated here; the real files come from $MNIST_ROOT
-(CI points it at ../shared/data/mnist); downloads are served from 127.0.0.1 only.
+(CI sets it); downloads are served from 127.0.0.1 only.
 """
 import gzip
 import hashlib

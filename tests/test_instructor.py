@@ -79,13 +79,29 @@ def html_text(page: Path) -> str:
 
 
 def hidden_test_lines(source_notebook: Path) -> list[str]:
-    """The secret lines of the hidden tests (long enough to be worth finding)."""
-    from instructor.scrub import hidden_lines
-
+    """The secret lines of the hidden tests (long enough to be worth finding), stripped."""
     lines = []
     for cell in nbformat.read(str(source_notebook), as_version=4).cells:
-        lines += hidden_lines(cell.source)
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) >= 12:
+                lines.append(line.strip())
     return lines
+
+
+def leaks(text: str, secrets: list[str]) -> list[str]:
+    """The secrets found in ``text`` in any form: as written, reversed, or split over lines."""
+    flat = re.sub(r"\s+", "", text)
+    found = []
+    for secret in secrets:
+        compact = re.sub(r"\s+", "", secret)
+        if secret in text or compact in flat or compact[::-1] in flat:
+            found.append(secret)
+    return found
 
 
 # --------------------------------------------------------------------------------------------------
@@ -93,7 +109,9 @@ def hidden_test_lines(source_notebook: Path) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 TINY_CHEATS = ["cheat-edit-tests", "cheat-delete-tests", "cheat-hide-tracebacks",
                "cheat-rebind-comparisons", "cheat-always-equal", "cheat-sys-exit", "cheat-os-exit",
-               "cheat-fork-bomb", "cheat-skip-tests"]
+               "cheat-fork-bomb", "cheat-skip-tests", "cheat-skip-tests-obfuscated",
+               "cheat-displayhook-partial-credit", "cheat-rebind-builtin",
+               "cheat-print-hidden-tests"]
 SANDBOX_CHEATS = ["cheat-read-secrets", "cheat-write-gradebook"]
 
 
@@ -115,21 +133,28 @@ def test_check_passes_on_fixture(checked_tiny):
     course, proc = checked_tiny
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr[-3000:]
-    assert "example-reference            full 5" in out
-    assert "example-reference-regrade-2  full 5" in out
+    for reference in ("example-reference", "example-reference-regrade-2"):
+        row = next(line for line in out.splitlines() if line.startswith(f"{reference} "))
+        assert row.split()[1:3] == ["full", "5"] and row.rstrip().endswith("full (5)"), row
     assert "MISSED" not in out and "HARM" not in out and "GAINED" not in out
     for mistake in ("squares-doubles", "squares-abs", "mean-sum", "mean-numpy-float"):
         row = next(line for line in out.splitlines() if line.startswith(f"mistake-{mistake} "))
         assert row.rstrip().endswith("caught"), row
     row = next(line for line in out.splitlines() if line.startswith("cheat-os-exit "))
     assert "failed to grade -> 0, flagged" in row
-    row = next(line for line in out.splitlines() if line.startswith("cheat-skip-tests "))
-    assert "held at 0, flagged for review" in row, row
+    # extra cells that reach for IPython cannot gain (the trusted run decides) and are flagged
+    for cheat in ("skip-tests", "skip-tests-obfuscated", "print-hidden-tests"):
+        row = next(line for line in out.splitlines() if line.startswith(f"cheat-{cheat} "))
+        assert "no gain (3 <= 3), flagged" in row, row
+    # answers that reach for the machinery are held for review
+    for cheat in ("displayhook-partial-credit", "rebind-builtin"):
+        row = next(line for line in out.splitlines() if line.startswith(f"cheat-{cheat} "))
+        assert "held at 0, flagged for review" in row, row
     # In the gradebook: 0 points, every autograded cell waiting for the instructor's manual grade.
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        held = gb.find_submission("tiny", "cheat-skip-tests")
+        held = gb.find_submission("tiny", "cheat-displayhook-partial-credit")
         assert held.score == 0 and all(nb.flagged for nb in held.notebooks)
         assert all(g.needs_manual_grade for nb in held.notebooks for g in nb.grades if g.auto_score is not None)
         reference = gb.find_submission("tiny", "example-reference")
@@ -177,22 +202,33 @@ def test_feedback_has_no_hidden_tests_but_keeps_the_messages(checked_tiny):
     assert len(pages) >= 10
     for page in pages:
         text = html_text(page)
-        for secret in secrets + ["HIDDEN_SENTINEL"]:
-            assert secret not in text, f"{page}: {secret!r}"
+        assert not leaks(text, secrets + ["HIDDEN_SENTINEL"]), page
     wrong_sign = html_text(course / "feedback" / "mistake-squares-abs" / "tiny" / "tiny.html")
-    assert "check negative numbers" in wrong_sign  # the helpful failure message survives
-    assert "traceback removed" in wrong_sign
+    # the trusted run's message for the failing hidden check, without its source
+    assert "a hidden check of this task failed: check negative numbers" in wrong_sign
+    printed = (course / "autograded" / "cheat-print-hidden-tests" / "tiny" / "tiny.ipynb").read_text()
+    assert "tsil a nruter tsum serauqs" in printed  # it printed the visible tests, reversed...
+    assert not leaks(printed, secrets)  # ...and no hidden test: the kernel never had one
 
-    # the other side: nbgrader's own feedback (ClearHiddenTests only) leaks hidden lines
-    leaky = course / "leaky"
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny", "--force",
-                    "--student", "mistake-squares-abs",
-                    "--GenerateFeedback.preprocessors=nbgrader.preprocessors.GetGrades",
-                    "--GenerateFeedback.preprocessors=nbgrader.preprocessors.ClearHiddenTests",
-                    f"--CourseDirectory.feedback_directory={leaky.name}"],
-                   cwd=course, check=True, capture_output=True)
-    text = html_text(leaky / "mistake-squares-abs" / "tiny" / "tiny.html")
-    assert any(secret in text for secret in secrets), "nbgrader alone should leak the traceback"
+    # the other side: plain nbgrader runs hidden tests in the student's kernel, so that cheat
+    # prints them, reversed, into what feedback shows
+    plain = tmp_path_factory_course(course)
+    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "tiny", "--force",
+                    "--student", "cheat-print-hidden-tests"], cwd=plain, check=True,
+                   capture_output=True, env=dict(os.environ, PATH=os.path.dirname(sys.executable)
+                                                 + os.pathsep + os.environ["PATH"]))
+    leaked = (plain / "autograded" / "cheat-print-hidden-tests" / "tiny" / "tiny.ipynb").read_text()
+    assert leaks(leaked, secrets), "plain nbgrader should leak the hidden tests to that cheat"
+
+
+def tmp_path_factory_course(course: Path) -> Path:
+    """A copy of a graded course beside it, for plain nbgrader runs that must not touch it."""
+    copy = course.parent / f"{course.name}-plain"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(course, copy, ignore=shutil.ignore_patterns("autograded", "feedback"))
+    config = copy / "nbgrader_config.py"
+    config.write_text(config.read_text().replace(str(course), str(copy)))
+    return copy
 
 
 def test_export_csv(checked_tiny, tmp_path):
@@ -302,20 +338,23 @@ def test_merge_is_one_transaction(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------------
 # fast unit tests
 # --------------------------------------------------------------------------------------------------
-def test_scan_flags_tampering_but_not_honest_code(tmp_path):
-    from instructor.scan import suspicious_lines
+def test_scan_flags_machinery_in_extra_cells_but_not_honest_code(tmp_path):
+    from instructor.scan import machinery_flags
 
+    answer = {"nbgrader": {"grade_id": "softmax", "solution": True, "grade": False, "locked": False}}
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("def softmax(x):\n    return x.exp() / x.exp().sum(-1, keepdim=True)"),
-        nbformat.v4.new_code_cell("import numpy as np\nnp.allclose = lambda *a, **k: True"),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.imshow([[0, 1]])"),
         nbformat.v4.new_code_cell("get_ipython().showtraceback = lambda *a: None"),
+        nbformat.v4.new_code_cell("import sys\nsys.settrace(None)"),
+        nbformat.v4.new_code_cell("import numpy as np\nnp.allclose = lambda *a, **k: True",
+                                  metadata=answer),
     ])
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, str(path))
-    found = suspicious_lines(path)
-    assert ("cell 1", "rebinds a comparison function") in found
-    assert ("cell 2", "changes how errors are reported") in found
-    assert not [f for f in found if f[0] == "cell 0"]
+    found = machinery_flags(path)
+    assert any(f.startswith("cell 1,") and "get_ipython" in f for f in found), found
+    assert any(f.startswith("cell 2,") and "imports sys" in f for f in found), found
+    assert not [f for f in found if f.startswith(("cell 0,", "cell 3,"))], found  # honest; answer
 
 
 def test_bad_input_gets_a_clear_error(tmp_path):

@@ -61,3 +61,12 @@ def test_benchmark_smoke_mode_prints_every_figure(real_mnist_root):
     assert "python -m helpers.train 128 --dry-run" in out and "peak RSS" in out
     for row in ("slicing whole tensors", "students' Dataset, fit defaults", "1 worker process", "__getitem__ x 2000"):
         assert row in out
+
+
+def test_optimizer_benchmark_smoke_mode_runs_both_variants(real_mnist_root):
+    result = run("benchmarks/bench_optimizer.py", "--smoke")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "| 0 | torch.optim |" in out and "| 0 | private |" in out
+    assert "same test accuracy on every seed: yes" in out, "both variants compute the same AdamW + one-cycle"
+    assert "decision: " in out

@@ -3,7 +3,7 @@
 Each mistake edits the reference answer of one solution cell (by grade_id) and names the test cells
 that must lose points. Format and rules: ``instructor/library.py``.
 """
-from instructor.library import Cheat, Mistake
+from instructor.library import Alternative, Cheat, Mistake
 
 TASKS = ["read_idx", "mnist_dataset", "softmax", "cross_entropy", "stable_cross_entropy",
          "mnist_classifier"]
@@ -105,4 +105,231 @@ def softmax(logits):
 CHEATS = [
     Cheat("always-equal", "softmax returns an object whose __eq__ is always True",
           base="blank", replace_cells={"softmax": _ALWAYS_EQUAL}),
+]
+
+# Correct answers in other styles than the reference: each must keep full marks, with no hold and no
+# flag (the trusted run's policy must not punish honest variety).
+_READ_IDX_STRUCT = '''
+import struct
+
+_IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: "i2", 0x0C: "i4", 0x0D: "f4", 0x0E: "f8"}
+
+
+def read_idx(path):
+    """Parse an IDX file with struct for the header."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\\x1f\\x8b":
+        data = gzip.decompress(data)
+    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or code not in _IDX_TYPES:
+        raise ValueError("not an IDX file")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    big = np.dtype(">" + _IDX_TYPES[code])
+    count = 1
+    for size in shape:
+        count *= size
+    values = np.frombuffer(data, dtype=big, count=count, offset=4 + 4 * ndim)
+    return values.reshape(shape).astype(big.newbyteorder("="))
+'''
+
+_READ_IDX_PATHLIB = '''
+from pathlib import Path
+
+DTYPES = {8: np.uint8, 9: np.int8, 11: np.int16, 12: np.int32, 13: np.float32, 14: np.float64}
+
+
+def read_idx(path):
+    raw = Path(path).read_bytes()
+    if raw.startswith(b"\\x1f\\x8b"):
+        raw = gzip.decompress(raw)
+    dtype = np.dtype(DTYPES[raw[2]]).newbyteorder(">")
+    dims = [int.from_bytes(raw[4 + 4 * k:8 + 4 * k], byteorder="big") for k in range(raw[3])]
+    body = raw[4 + 4 * len(dims):]
+    array = np.frombuffer(body, dtype=dtype)[:int(np.prod(dims, dtype=np.int64))]
+    return array.reshape(dims).astype(dtype.newbyteorder("="))
+'''
+
+_READ_IDX_GZIP_OPEN = '''
+import math
+
+
+def read_idx(path):
+    with open(path, "rb") as probe:
+        compressed = probe.read(2) == b"\\x1f\\x8b"
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as f:
+        header = f.read(4)
+        ndim = header[3]
+        shape = tuple(int.from_bytes(f.read(4), "big") for _ in range(ndim))
+        kind = {8: ">u1", 9: ">i1", 11: ">i2", 12: ">i4", 13: ">f4", 14: ">f8"}[header[2]]
+        values = np.frombuffer(f.read(), dtype=kind, count=math.prod(shape))
+    return values.reshape(shape).astype(np.dtype(kind).newbyteorder("="))
+'''
+
+_DATASET_NUMPY = '''
+class MNISTDataset(torch.utils.data.Dataset):
+    """Keeps numpy arrays; converts one sample at a time."""
+
+    def __init__(self, images, labels):
+        self.images = np.asarray(images)
+        self.labels = np.asarray(labels)
+
+    def __len__(self):
+        return self.labels.shape[0]
+
+    def __getitem__(self, i):
+        image = torch.from_numpy(self.images[i].reshape(-1).astype(np.float32) / 255.0)
+        return image, int(self.labels[i])
+
+    def collate_func(self, samples):
+        images = torch.stack([image for image, _ in samples])
+        labels = torch.as_tensor([label for _, label in samples], dtype=torch.long)
+        return {"images": images, "labels": labels}
+'''
+
+_DATASET_FLOAT_TENSORS = '''
+class MNISTDataset(torch.utils.data.Dataset):
+    def __init__(self, images, labels):
+        super().__init__()
+        self._x = torch.as_tensor(np.array(images), dtype=torch.float32).flatten(1) / 255
+        self._y = [int(y) for y in labels]
+
+    def __len__(self):
+        return len(self._y)
+
+    def __getitem__(self, i):
+        return self._x[i], self._y[i]
+
+    def collate_func(self, samples):
+        xs, ys = [], []
+        for x, y in samples:
+            xs.append(x.unsqueeze(0))
+            ys.append(y)
+        return {"images": torch.cat(xs, dim=0), "labels": torch.tensor(ys)}
+'''
+
+_SOFTMAX_AMAX = '''
+def softmax(logits):
+    z = torch.exp(logits - torch.amax(logits, dim=-1, keepdim=True))
+    return z / torch.sum(z, dim=-1, keepdim=True)
+'''
+
+_SOFTMAX_TORCH_MAX = '''
+def softmax(logits):
+    largest, _ = torch.max(logits, dim=logits.dim() - 1, keepdim=True)
+    e = (logits - largest).exp()
+    total = e.sum(dim=logits.dim() - 1, keepdim=True)
+    return e.div(total)
+'''
+
+_CE_GATHER = '''
+def cross_entropy(probs, labels):
+    picked = probs.gather(1, labels.view(-1, 1)).squeeze(1)
+    return picked.log().mean().neg()
+'''
+
+_CE_ONE_HOT = '''
+import torch.nn.functional as F
+
+
+def cross_entropy(probs, labels):
+    one_hot = F.one_hot(labels, num_classes=probs.shape[1]).to(probs.dtype)
+    return -(one_hot * torch.log(probs)).sum() / probs.shape[0]
+'''
+
+_STABLE_CE_GATHER = '''
+def stable_cross_entropy(logits, labels):
+    m = logits.max(dim=1, keepdim=True).values
+    log_norm = m + torch.log(torch.exp(logits - m).sum(dim=1, keepdim=True))
+    true_logit = logits.gather(1, labels.unsqueeze(1))
+    return (log_norm - true_logit).mean()
+'''
+
+_STABLE_CE_LOOP = '''
+import math
+
+
+def stable_cross_entropy(logits, labels):
+    losses = []
+    for row, label in zip(logits, labels):
+        m = row.max()
+        losses.append(m + (row - m).exp().sum().log() - row[label])
+    return torch.stack(losses).sum() / len(losses)
+'''
+
+_CLASSIFIER_ORDERED_DICT = '''
+from collections import OrderedDict
+
+
+class MNISTClassifier(nn.Module):
+    def __init__(self, n_hidden):
+        super().__init__()
+        self.net = nn.Sequential(OrderedDict([
+            ("hidden", nn.Linear(28 * 28, n_hidden)),
+            ("norm", nn.BatchNorm1d(n_hidden)),
+            ("relu", nn.ReLU()),
+            ("out", nn.Linear(n_hidden, 10)),
+        ]))
+        self.loss_fnc = nn.CrossEntropyLoss()
+
+    def forward(self, batch):
+        logits = self.net(batch["images"])
+        out = {"logits": logits}
+        if self.training:
+            out["loss"] = self.loss_fnc(logits, batch["labels"])
+        else:
+            out["probs"], out["pred"] = self.decode_prediction(logits)
+        return out
+
+    def decode_prediction(self, logits):
+        probs = torch.softmax(logits, dim=1)
+        _, pred = torch.max(probs, dim=1)
+        return probs, pred
+'''
+
+_CLASSIFIER_OWN_SOFTMAX = '''
+class MNISTClassifier(nn.Module):
+    def __init__(self, n_hidden: int) -> None:
+        nn.Module.__init__(self)
+        layers = [nn.Linear(784, n_hidden), nn.BatchNorm1d(n_hidden), nn.ReLU(), nn.Linear(n_hidden, 10)]
+        self.net = nn.Sequential(*layers)
+        self.loss_fnc = nn.CrossEntropyLoss()
+
+    def forward(self, batch):
+        logits = self.net(batch["images"])
+        if not self.training:
+            probs, pred = self.decode_prediction(logits)
+            return dict(logits=logits, probs=probs, pred=pred)
+        return dict(loss=self.loss_fnc(logits, batch["labels"]), logits=logits)
+
+    def decode_prediction(self, logits):
+        probs = softmax(logits)  # the softmax written in Part 2
+        return probs, probs.argmax(-1)
+'''
+
+ALTERNATIVES = [
+    Alternative("struct-header", {"read_idx": _READ_IDX_STRUCT}, "struct.unpack for the header, "
+                "a module-level type table"),
+    Alternative("pathlib-dtype-table", {"read_idx": _READ_IDX_PATHLIB}, "Path.read_bytes, numpy "
+                "dtype objects in a table, slicing instead of count"),
+    Alternative("gzip-open-stream", {"read_idx": _READ_IDX_GZIP_OPEN}, "gzip.open and reading the "
+                "header field by field"),
+    Alternative("numpy-dataset", {"mnist_dataset": _DATASET_NUMPY}, "numpy arrays in the Dataset, "
+                "torch.from_numpy per sample"),
+    Alternative("float-tensor-dataset", {"mnist_dataset": _DATASET_FLOAT_TENSORS}, "scaled float "
+                "tensors up front, private attributes, torch.cat in collate"),
+    Alternative("softmax-amax", {"softmax": _SOFTMAX_AMAX}, "torch.amax and torch.exp"),
+    Alternative("softmax-torch-max", {"softmax": _SOFTMAX_TORCH_MAX}, "torch.max with a computed "
+                "dimension and Tensor.div"),
+    Alternative("ce-gather", {"cross_entropy": _CE_GATHER}, "gather instead of fancy indexing"),
+    Alternative("ce-one-hot", {"cross_entropy": _CE_ONE_HOT}, "a one-hot mask"),
+    Alternative("stable-ce-gather", {"stable_cross_entropy": _STABLE_CE_GATHER}, "log-sum-exp "
+                "with gather"),
+    Alternative("stable-ce-loop", {"stable_cross_entropy": _STABLE_CE_LOOP}, "a Python loop over "
+                "the rows"),
+    Alternative("ordered-dict-sequential", {"mnist_classifier": _CLASSIFIER_ORDERED_DICT},
+                "named layers in an OrderedDict, torch.max for pred"),
+    Alternative("own-softmax-decode", {"mnist_classifier": _CLASSIFIER_OWN_SOFTMAX},
+                "decode_prediction with the student's own softmax, nn.Module.__init__(self)"),
 ]

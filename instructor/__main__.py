@@ -8,6 +8,7 @@ Commands (each one concept, each its own module):
   export      grades to CSV                                                        instructor.export
   table       print the gradebook                                                  instructor.export
   check       grader QA: examples -> grading -> caught/MISSED table                instructor.check
+  roster      students' names into the gradebook from a CSV (id,first_name,...)    instructor.roster
 """
 from __future__ import annotations
 
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first remove every generated example student from submitted/")
     p.add_argument("--kind", choices=["all", "honest"], default="all",
                    help="all examples, or only the honest ones (reference, blank, mistakes)")
+    p.add_argument("--roster", type=Path, default=None,
+                   help="also add the written example students, named, to this roster CSV "
+                        "(import it with: python -m instructor roster FILE)")
 
     p = sub.add_parser("autograde", help="grade every submission in parallel, sandboxed")
     _course_args(p)
@@ -98,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("feedback", help="per-student HTML feedback without hidden tests")
     _course_args(p)
     p.add_argument("--student", nargs="*", default=None, help="only these students")
+    p.add_argument("--all", action="store_true",
+                   help="also for submissions still waiting for a hand grade (their feedback then "
+                        "shows 0 for what is not graded yet); default: only fully graded ones")
 
     p = sub.add_parser("export", help="write the gradebook's grades to a CSV file")
     _course_args(p)
@@ -113,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade the reference this many times; all scores must agree (default: 3)")
     p.add_argument("--only", nargs="*", default=None,
                    help="check only these example students (default: all)")
+
+    p = sub.add_parser("roster", help="students' names into the gradebook from a roster CSV")
+    p.add_argument("--course-dir", default=".",
+                   help="course folder holding nbgrader_config.py (default: current folder)")
+    p.add_argument("csv", type=Path, help="CSV with a header: id,first_name,last_name,email "
+                                          "(id required; nbgrader's `db student import` format)")
     return parser
 
 
@@ -136,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             written = write_examples(course, args.assignment, only=only, clean=args.clean)
             print(f"wrote {len(written)} example submissions to "
                   f"{course.root / course.directories['submitted']}")
+            if args.roster is not None:
+                from instructor.examples import example_roster
+                from instructor.roster import write_roster
+                write_roster(args.roster, example_roster(written))
+                print(f"named them in {args.roster}")
             return 0
         if args.command == "autograde":
             from instructor.autograde import grade_assignment
@@ -146,9 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(r.ok for r in results) else 1
         if args.command == "feedback":
             from instructor.feedback import generate_feedback
-            paths = generate_feedback(course, args.assignment, students=args.student)
+            paths, waiting = generate_feedback(course, args.assignment, students=args.student,
+                                               include_ungraded=args.all)
             print(f"wrote feedback for {len(paths)} students to "
                   f"{course.root / course.directories['feedback']}")
+            if waiting:
+                print(f"no feedback yet for {len(waiting)} students whose submission still needs a "
+                      f"hand grade or review: {', '.join(waiting)}\n  grade them in Formgrader "
+                      f"(Manual Grading), then run this again")
             return 0
         if args.command == "export":
             from instructor.export import export_csv
@@ -158,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "table":
             from instructor.export import print_gradebook
             print_gradebook(course, args.assignment)
+            return 0
+        if args.command == "roster":
+            from instructor.roster import import_roster
+            added, updated = import_roster(course, args.csv)
+            print(f"roster {args.csv}: {added} students added, {updated} updated in {course.gradebook_path}")
             return 0
         if args.command == "check":
             from instructor.check import run_check

@@ -6,14 +6,16 @@
 * ``mistake-<name>``: the reference with one solution cell edited (``instructor.library.Mistake``).
 * ``cheat-<name>``: a base (blank, reference or a mistake) plus a cheat (``instructor.cheats``).
 
-They are written to ``submitted/<student>/<assignment>/`` like real submissions, so every later step
-(grading, feedback, export) treats them as students.
+They are written to ``submitted/<student>/<assignment>/`` like real submissions (with nbgrader's
+``timestamp.txt``, as ``nbgrader collect`` writes it), so every later step (grading, feedback,
+export) treats them as students. ``example_roster`` names them for the gradebook (``instructor.roster``).
 """
 from __future__ import annotations
 
 import copy
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -192,6 +194,8 @@ def write_examples(course: Course, assignment: str, only: list[str] | None = Non
     if unknown:
         raise LibraryError(f"unknown example students {unknown}; known: {sorted(examples)}")
     submitted = course.root / course.directories["submitted"]
+    # nbgrader's own format (what `nbgrader collect` copies from the exchange)
+    submitted_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
     if clean and submitted.is_dir():
         for folder in submitted.iterdir():
             if folder.name.startswith(EXAMPLE_PREFIXES):
@@ -206,6 +210,7 @@ def write_examples(course: Course, assignment: str, only: list[str] | None = Non
         folder.mkdir(parents=True)
         for name, nb in notebooks.items():
             nbformat.write(nb, str(folder / f"{name}.ipynb"))
+        (folder / "timestamp.txt").write_text(submitted_at)
         cheat = cheats.get(student)
         if cheat is not None:
             write_links(folder, cheat, course.root, assignment)
@@ -224,6 +229,19 @@ def write_links(folder: Path, cheat: Cheat, course_root: Path, assignment: str) 
             if link.exists() or link.is_symlink():
                 link.unlink()
             os.symlink(target.replace("{name}", each), link)
+
+
+def example_roster(students: list[str]) -> list[dict[str, str]]:
+    """Roster rows naming example students by what they are: "Example Reference", "Mistake Softmax
+    overflow", "Cheat Read secrets" (first name: the kind; last name: which one)."""
+    rows = []
+    for student in students:
+        kind = next((prefix for prefix in (MISTAKE_PREFIX, CHEAT_PREFIX, ALTERNATIVE_PREFIX)
+                     if student.startswith(prefix)), "example-")
+        rest = student[len(kind):] if student.startswith(kind) else student
+        rows.append({"id": student, "first_name": kind.strip("-").capitalize(),
+                     "last_name": rest.replace("-", " ").capitalize(), "email": ""})
+    return rows
 
 
 def honest_students(course: Course, assignment: str) -> list[str]:

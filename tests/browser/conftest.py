@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from nbgrader.api import Gradebook
+
 from lab_server import (
-    ASSIGNMENT, CHROMIUM, CHROMIUM_FLAGS, COURSE_FILES, COURSE_SRC, EXAMPLE_STUDENTS, REFERENCE_STUDENT,
+    ASSIGNMENT, BLANK_STUDENT, CHROMIUM, CHROMIUM_FLAGS, COURSE_FILES, COURSE_SRC, EXAMPLE_STUDENTS, REFERENCE_STUDENT,
     SCREENSHOTS, VENV_BIN, isolated_env, run_instructor, skip_or_fail, start_lab, stop_lab,
 )
 
@@ -68,15 +70,32 @@ def course(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def example_submissions(lab, lab_env) -> Path:
     """The grader's example submissions (reference answers, blank, one typical mistake) in
-    submitted/, made by the instructor tooling from the release `make lab` generated."""
-    run_instructor(lab.root, lab_env, "examples", "--only", *EXAMPLE_STUDENTS)
+    submitted/, made by the instructor tooling from the release `make lab` generated, and their
+    names imported into the gradebook from a roster, as `make demo` does."""
+    run_instructor(lab.root, lab_env, "examples", "--only", *EXAMPLE_STUDENTS, "--roster", "roster.csv")
+    run_instructor(lab.root, lab_env, "roster", "roster.csv")
     return lab.root / "submitted"
+
+
+def hand_grade(course: Path) -> None:
+    """What a grader's Manual Grading in Formgrader stores: a score for every cell that needs one
+    (the written answer): full points for an answer, 0 for the blank."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in EXAMPLE_STUDENTS:
+            for notebook in gradebook.find_submission(ASSIGNMENT, student).notebooks:
+                for grade in notebook.grades:
+                    if grade.needs_manual_grade:
+                        grade.manual_score = 0 if student == BLANK_STUDENT else grade.max_score
+                        grade.needs_manual_grade = False
+        gradebook.db.commit()
 
 
 @pytest.fixture(scope="session")
 def graded_course(example_submissions, lab, lab_env) -> Path:
-    """The examples autograded (in parallel, sandboxed) and given feedback, as `make demo` does."""
+    """The examples autograded (in parallel, sandboxed), graded by hand, then given feedback, in
+    the order a course runs (feedback waits for the hand grades)."""
     run_instructor(lab.root, lab_env, "autograde", "-j", "2", "--no-progress", "--student", *EXAMPLE_STUDENTS)
+    hand_grade(lab.root)
     run_instructor(lab.root, lab_env, "feedback")
     return lab.root
 

@@ -31,9 +31,14 @@ CHROMIUM_FLAGS = [
 ]
 SCREENSHOTS = REPO / "build" / "screenshots"
 ASSIGNMENT = "mnist_mlp"
-# The parts of the repository a course folder needs to run `make lab` (with this checkout's .venv,
-# where the helpers are installed). release/ is generated from source/ by `make lab` itself.
-COURSE_FILES = ("Makefile", "requirements.txt", "pyproject.toml", "nbgrader_config.py", "source")
+# The parts of the repository a course folder needs to run `make lab` and `make student` (with this
+# checkout's .venv). release/ is generated from source/ by `make lab` itself; `make student` builds
+# a student environment from requirements.txt and helpers/ (deploy/).
+COURSE_FILES = ("Makefile", "requirements.txt", "pyproject.toml", "nbgrader_config.py", "source",
+                "deploy", "helpers", "notebooks")
+# The student environment (`python -m deploy student-env`) takes about 2 minutes to build; the tests
+# share one, kept between runs in the checkout's build/ (rebuilt when requirements.txt changes).
+STUDENT_ENV = REPO / "build" / "student-env"
 SERVER_START_TIMEOUT_S = 180
 # Example students of the instructor tooling (instructor/examples.py): full marks, nothing, one
 # typical mistake (softmax without the max subtraction overflows).
@@ -146,8 +151,10 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
-def start_lab(root: Path, env: dict[str, str], log_path: Path) -> JupyterLab:
-    """Start JupyterLab for the course in `root` the way a person does: `make lab`.
+def start_lab(root: Path, env: dict[str, str], log_path: Path, target: str = "lab",
+              make_vars: tuple[str, ...] = ()) -> JupyterLab:
+    """Start JupyterLab for the course in `root` the way a person does: `make lab` (or `target`,
+    e.g. `make student-lab STUDENT_DIR=...` with `make_vars`).
 
     `make lab` releases the assignment into the course's exchange and then execs `jupyter lab` in
     the course folder (so nbgrader reads ./nbgrader_config.py); LAB_ARGS binds it to 127.0.0.1 on a
@@ -162,14 +169,15 @@ def start_lab(root: Path, env: dict[str, str], log_path: Path) -> JupyterLab:
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     # -o: the course copy shares this checkout's .venv, which must never be rebuilt from here.
-    cmd = ["make", "--no-print-directory", "-o", ".venv/.installed", "lab", f"LAB_ARGS={' '.join(lab_args)}"]
+    cmd = ["make", "--no-print-directory", "-o", ".venv/.installed", target, *make_vars,
+           f"LAB_ARGS={' '.join(lab_args)}"]
     log = open(log_path, "w")
     process = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     lab = JupyterLab(root=root, port=port, token=token, make=process, server_pid=None, log_path=log_path)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"`make lab` exited with {process.returncode}:\n{lab.log_tail()}")
+            raise RuntimeError(f"`make {target}` exited with {process.returncode}:\n{lab.log_tail()}")
         try:
             with urllib.request.urlopen(lab.url("api/status"), timeout=2) as response:
                 if response.status == 200:
@@ -181,7 +189,7 @@ def start_lab(root: Path, env: dict[str, str], log_path: Path) -> JupyterLab:
             pass
         time.sleep(0.3)
     stop_lab(lab)
-    raise RuntimeError(f"`make lab` did not serve within {SERVER_START_TIMEOUT_S} s:\n{lab.log_tail()}")
+    raise RuntimeError(f"`make {target}` did not serve within {SERVER_START_TIMEOUT_S} s:\n{lab.log_tail()}")
 
 
 def stop_lab(lab: JupyterLab) -> None:
@@ -204,3 +212,19 @@ def stop_lab(lab: JupyterLab) -> None:
     if lab.make.poll() is None:  # the server is gone but make hangs on: end make too, by its PID
         lab.make.kill()
         lab.make.wait(timeout=10)
+
+
+def run_make(root: Path, env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
+    """Run `make ARGS` in a course copy (never rebuilding the shared .venv); returns its output.
+
+    Raises:
+        RuntimeError: with the output's tail, when make fails.
+    """
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", *args], cwd=root, env=env,
+        capture_output=True, text=True, timeout=timeout_s,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"`make {' '.join(args)}` failed in {root} (exit {result.returncode}):\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout

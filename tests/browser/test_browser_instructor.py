@@ -17,6 +17,12 @@ def _scores(course) -> dict[str, tuple[float, float]]:
         }
 
 
+def _names(course) -> dict[str, tuple[str, str]]:
+    """student -> (first name, last name) as the gradebook holds them."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {s.id: (s.first_name, s.last_name) for s in gradebook.students}
+
+
 def _as_shown(score: float) -> str:
     return f"{score:g}"
 
@@ -38,6 +44,10 @@ def test_formgrader_lists_graded_submissions_with_scores_and_opens_one(page, lab
         row = formgrader.locator("#main-table tr", has=formgrader.locator("td.student-id", has_text=student))
         expect(row.locator("td.score")).to_have_text(f"{_as_shown(score)} / {_as_shown(max_score)}", timeout=30_000)
         expect(row.locator("td.status")).to_contain_text("grad")  # "graded" or "needs manual grading"
+        # the roster's names (examples are named by what they are), not "None, None"
+        first, last = _names(graded_course)[student]
+        assert first and last, f"{student} has no name in the gradebook"
+        expect(row.locator("td.student-name")).to_contain_text(f"{last}, {first}")
     page.shot("formgrader: submissions with their scores")
 
     # Open the reference submission: its notebook, then the graded notebook itself (formgrade view).
@@ -63,3 +73,13 @@ def test_feedback_of_a_submission_opens_with_its_score_and_no_hidden_tests(page,
     page.shot("feedback of a submission with a mistake")
     text = viewer.locator("body").inner_text()
     assert "BEGIN HIDDEN TESTS" not in text and "_HT." not in text, "the feedback shows hidden test code"
+    # Readable: tests listed by their task, the hand grade in (feedback came after it), equations
+    # drawn as math inside JupyterLab's viewer (which runs no scripts, so no MathJax could).
+    toc = viewer.locator("#toc").inner_text()
+    assert "Test cell" not in toc and "2.1 softmax" in toc, toc
+    assert "Written response (Score: 3.0 / 3.0)" in toc, toc
+    fraction = viewer.locator("math[display=block] mfrac").first
+    fraction.scroll_into_view_if_needed()
+    box = fraction.bounding_box()
+    assert box and box["height"] > 25, f"the softmax equation is not drawn as math: {box}"
+    page.shot("feedback: an equation drawn as math")

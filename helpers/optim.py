@@ -150,9 +150,14 @@ class OneCycleAdamW:
     def fused(self) -> bool:
         return self.torch_optimizer is None
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients, as ``torch.optim.Optimizer.zero_grad`` does (same argument, so a
+        training loop written for torch.optim works unchanged)."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:

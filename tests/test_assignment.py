@@ -20,7 +20,8 @@ from assignment_runner import (ASSIGNMENT, LECTURE_NB, RELEASE_NB, SOURCE_NB, er
 
 # The contract with the grader tooling: grade ids and points of the autograded cells.
 AUTOGRADED_POINTS = {
-    "test_read_idx": 4,
+    "test_read_idx": 2,
+    "test_read_idx_types": 2,
     "test_dataset_getitem": 3,
     "test_collate": 2,
     "test_softmax": 3,
@@ -29,10 +30,12 @@ AUTOGRADED_POINTS = {
     "test_model_layers": 3,
     "test_model_forward": 3,
     "test_decode_prediction": 2,
+    "test_train_one_epoch": 4,
     "test_training": 2,
 }
 MANUAL_POINTS = {"written_n_hidden": 3}
-SOLUTION_CELLS = ["read_idx", "mnist_dataset", "softmax", "cross_entropy", "stable_cross_entropy", "mnist_classifier"]
+SOLUTION_CELLS = ["read_idx", "mnist_dataset", "softmax", "cross_entropy", "stable_cross_entropy", "mnist_classifier",
+                  "train_one_epoch"]
 
 
 def nbgrader_meta(cell) -> dict:

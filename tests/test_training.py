@@ -288,3 +288,16 @@ def test_a_changed_private_kernel_falls_back_to_torch_optim(data, monkeypatch, f
     assert_matches_torch_optim(data, expect_fused=False)
     _, history = train(data, epochs=1)
     assert history.config["fused_adamw"] is False and history.epochs[0]["val_acc"] > 0.5
+
+
+def test_one_cycle_adamw_zero_grad_takes_torch_optims_argument():
+    """A loop written for torch.optim (``zero_grad(set_to_none=...)``) runs unchanged."""
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = OneCycleAdamW([weight], max_lr=1e-3, total_steps=2)
+    (weight * 2).sum().backward()
+    optimizer.zero_grad(set_to_none=False)
+    assert weight.grad is not None and weight.grad.tolist() == [0.0, 0.0, 0.0]
+    (weight * 2).sum().backward()
+    assert weight.grad.tolist() == [2.0, 2.0, 2.0]
+    optimizer.zero_grad()
+    assert weight.grad is None

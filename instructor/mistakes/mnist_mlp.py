@@ -6,20 +6,29 @@ that must lose points. Format and rules: ``instructor/library.py``.
 from instructor.library import Alternative, Cheat, Mistake
 
 TASKS = ["read_idx", "mnist_dataset", "softmax", "cross_entropy", "stable_cross_entropy",
-         "mnist_classifier"]
+         "mnist_classifier", "train_one_epoch"]
 
 MISTAKES = [
     # read_idx
     Mistake("idx-little-endian", cell="read_idx",
             replace=[('int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big")',
                       'int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "little")')],
-            must_lose=["test_read_idx"], why="reads the dimensions little-endian"),
+            must_lose=["test_read_idx", "test_read_idx_types"], why="reads the dimensions little-endian"),
     Mistake("idx-no-gzip", cell="read_idx", replace=[("raw = gzip.decompress(raw)", "pass")],
-            must_lose=["test_read_idx"], why="does not decompress .gz files"),
+            must_lose=["test_read_idx", "test_read_idx_types"], why="does not decompress .gz files"),
     Mistake("idx-calls-helpers", cell="read_idx",
             source="from helpers.data import read_idx_file\n\n\ndef read_idx(path):\n"
                    "    return read_idx_file(path)",
-            must_lose=["test_read_idx"], why="calls the course's loader instead of parsing"),
+            must_lose=["test_read_idx", "test_read_idx_types"],
+            why="calls the course's loader instead of parsing"),
+    # the type codes other than MNIST's own (test_read_idx_types only: uint8 keeps its points)
+    Mistake("idx-uint8-only", cell="read_idx",
+            replace=[("dtype, ndim = np.dtype(idx_types[raw[2]]), raw[3]", "dtype, ndim = np.dtype(np.uint8), raw[3]")],
+            must_lose=["test_read_idx_types"], why="reads every file as unsigned bytes, whatever its type code"),
+    Mistake("idx-native-byte-order", cell="read_idx",
+            replace=[('{0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}',
+                      '{0x08: "u1", 0x09: "i1", 0x0B: "i2", 0x0C: "i4", 0x0D: "f4", 0x0E: "f8"}')],
+            must_lose=["test_read_idx_types"], why="reads multi-byte values in the machine's (little-endian) order"),
     # MNISTDataset: __getitem__ and collate_func
     Mistake("getitem-unscaled", cell="mnist_dataset",
             replace=[("self.images[i].float() / 255.0", "self.images[i].float()")],
@@ -82,6 +91,23 @@ MISTAKES = [
     Mistake("forward-ignores-eval", cell="mnist_classifier",
             replace=[("if self.training:", "if True:")],
             must_lose=["test_model_forward"], why="eval mode still returns the training outputs"),
+    Mistake("model-torch-loss", cell="mnist_classifier",
+            replace=[("self.loss_fnc = stable_cross_entropy", "self.loss_fnc = nn.CrossEntropyLoss()")],
+            must_lose=["test_model_layers"], why="trains with PyTorch's loss instead of the one from Part 2.3"),
+    # train_one_epoch: the six steps
+    Mistake("loop-no-zero-grad", cell="train_one_epoch",
+            replace=[("        optimizer.zero_grad()\n", "")],
+            must_lose=["test_train_one_epoch"], why="never zeroes the gradients: they accumulate over the epoch"),
+    Mistake("loop-zero-grad-after-backward", cell="train_one_epoch",
+            replace=[("        optimizer.zero_grad()\n        loss.backward()\n",
+                      "        loss.backward()\n        optimizer.zero_grad()\n")],
+            must_lose=["test_train_one_epoch"], why="zeroes the gradients between backward and step"),
+    Mistake("loop-unweighted-mean", cell="train_one_epoch",
+            replace=[("return loss_sum / seen", "return sum(step_losses[-len(loader):]) / len(loader)")],
+            must_lose=["test_train_one_epoch"], why="averages the batch losses without weighting by batch size"),
+    Mistake("loop-no-train-mode", cell="train_one_epoch",
+            replace=[("    model.train()\n", "")],
+            must_lose=["test_train_one_epoch"], why="leaves the model in evaluation mode after validation"),
 ]
 
 #: wrong but running answers: comparison cheats on top of it must not score more than it does
@@ -271,7 +297,7 @@ class MNISTClassifier(nn.Module):
             ("relu", nn.ReLU()),
             ("out", nn.Linear(n_hidden, 10)),
         ]))
-        self.loss_fnc = nn.CrossEntropyLoss()
+        self.loss_fnc = stable_cross_entropy
 
     def forward(self, batch):
         logits = self.net(batch["images"])
@@ -294,7 +320,7 @@ class MNISTClassifier(nn.Module):
         nn.Module.__init__(self)
         layers = [nn.Linear(784, n_hidden), nn.BatchNorm1d(n_hidden), nn.ReLU(), nn.Linear(n_hidden, 10)]
         self.net = nn.Sequential(*layers)
-        self.loss_fnc = nn.CrossEntropyLoss()
+        self.loss_fnc = stable_cross_entropy
 
     def forward(self, batch):
         logits = self.net(batch["images"])
@@ -306,6 +332,93 @@ class MNISTClassifier(nn.Module):
     def decode_prediction(self, logits):
         probs = softmax(logits)  # the softmax written in Part 2
         return probs, probs.argmax(-1)
+'''
+
+_DATASET_NAMEDTUPLE = '''
+from collections import namedtuple
+
+Sample = namedtuple("Sample", ["image", "label"])
+
+
+class MNISTDataset(torch.utils.data.Dataset):
+    """__getitem__ returns a namedtuple (image, label)."""
+
+    def __init__(self, images, labels):
+        self.images = torch.as_tensor(np.asarray(images)).reshape(len(images), 784)
+        self.labels = np.asarray(labels)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return Sample(image=self.images[i].to(torch.float32) / 255, label=int(self.labels[i]))
+
+    def collate_func(self, samples):
+        return {"images": torch.stack([s.image for s in samples]),
+                "labels": torch.tensor([s.label for s in samples], dtype=torch.int64)}
+'''
+
+_STABLE_CE_NLL_LOSS = '''
+import torch.nn.functional as F
+
+
+def stable_cross_entropy(logits, labels):
+    """Log-probabilities by hand (Eq. 4), then F.nll_loss picks and averages them."""
+    m = logits.max(dim=1, keepdim=True).values
+    log_probs = logits - m - torch.log(torch.sum(torch.exp(logits - m), dim=1, keepdim=True))
+    return F.nll_loss(log_probs, labels)
+'''
+
+_CLASSIFIER_NO_BIAS = '''
+class MNISTClassifier(nn.Module):
+    def __init__(self, n_hidden):
+        super().__init__()
+        # BatchNorm subtracts the mean and adds its own shift: a bias before it is redundant
+        self.net = nn.Sequential(nn.Linear(784, n_hidden, bias=False), nn.BatchNorm1d(n_hidden), nn.ReLU(),
+                                 nn.Linear(n_hidden, 10))
+        self.loss_fnc = stable_cross_entropy
+
+    def forward(self, batch):
+        logits = self.net(batch["images"])
+        if self.training:
+            return {"loss": self.loss_fnc(logits, batch["labels"]), "logits": logits}
+        probs, pred = self.decode_prediction(logits)
+        return {"logits": logits, "probs": probs, "pred": pred}
+
+    def decode_prediction(self, logits):
+        probs = torch.softmax(logits, dim=-1)
+        return probs, probs.argmax(dim=-1)
+'''
+
+_LOOP_MODEL_ZERO_GRAD = '''
+def train_one_epoch(model, loader, optimizer, step_losses):
+    model.train()
+    total, count = 0.0, 0
+    for step, batch in enumerate(loader):
+        model.zero_grad()
+        output = model(batch)
+        output["loss"].backward()
+        optimizer.step()
+        value = float(output["loss"].item())
+        step_losses.append(value)
+        size = batch["images"].shape[0]
+        total, count = total + value * size, count + size
+    return total / count
+'''
+
+_LOOP_TENSOR_SUM = '''
+def train_one_epoch(model, loader, optimizer, step_losses):
+    model.train(True)
+    sums = torch.zeros(2)
+    for batch in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        step_losses.append(loss.item())
+        n = batch["labels"].numel()
+        sums += torch.stack([loss.detach() * n, torch.tensor(float(n))])
+    return (sums[0] / sums[1]).item()
 '''
 
 ALTERNATIVES = [
@@ -332,4 +445,14 @@ ALTERNATIVES = [
                 "named layers in an OrderedDict, torch.max for pred"),
     Alternative("own-softmax-decode", {"mnist_classifier": _CLASSIFIER_OWN_SOFTMAX},
                 "decode_prediction with the student's own softmax, nn.Module.__init__(self)"),
+    Alternative("namedtuple-sample", {"mnist_dataset": _DATASET_NAMEDTUPLE},
+                "__getitem__ returns a namedtuple (a tuple subclass)"),
+    Alternative("stable-ce-nll-loss", {"stable_cross_entropy": _STABLE_CE_NLL_LOSS},
+                "log-probabilities by hand, then F.nll_loss"),
+    Alternative("linear-no-bias-before-batchnorm", {"mnist_classifier": _CLASSIFIER_NO_BIAS},
+                "nn.Linear(784, H, bias=False) before BatchNorm1d"),
+    Alternative("loop-model-zero-grad", {"train_one_epoch": _LOOP_MODEL_ZERO_GRAD},
+                "model.zero_grad() before the forward pass, enumerate, batch size from the images"),
+    Alternative("loop-tensor-sum", {"train_one_epoch": _LOOP_TENSOR_SUM},
+                "the sums kept in a tensor, zero_grad(set_to_none=True), .item() at the end"),
 ]

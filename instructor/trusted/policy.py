@@ -119,6 +119,30 @@ def bound_names(tree: ast.AST) -> set[str]:
     return names
 
 
+def module_level_names(tree: ast.Module) -> set[str]:
+    """The names a module binds in its own namespace (not inside functions or classes)."""
+    names: set[str] = set()
+
+    def scan(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return  # their bodies bind names of their own scope
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+                             ast.GeneratorExp)):
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        for child in ast.iter_child_nodes(node):
+            scan(child)
+
+    scan(tree)
+    return names
+
+
 def imported_modules(tree: ast.AST) -> dict[str, str]:
     """Names that import statements bind to modules: {"np": "numpy", "nn": "torch.nn", ...}.
 
@@ -507,7 +531,7 @@ def review(student_cells: dict[str, str], lab_sources: list[str],
     test_names: set[str] = set()
     for source in test_sources:
         try:
-            test_names |= bound_names(ast.parse(source))
+            test_names |= module_level_names(ast.parse(source))
         except SyntaxError:
             continue
     trees: dict[str, ast.Module] = {}

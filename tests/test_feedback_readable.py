@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -127,9 +128,33 @@ def test_equations_are_drawn_offline_in_chromium(graded_course, tmp_path):
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"Chromium is needed at {CHROMIUM}")
         pytest.skip(f"Chromium is needed at {CHROMIUM}")
+    page_path = graded_course / "feedback" / STUDENT / "week1" / "week1.html"
+    # Playwright's sync API refuses a thread with a running asyncio loop, which other tests in the
+    # same process (Jupyter's clients) may leave behind: look at the page from a thread of its own.
+    seen: dict = {}
+    worker = threading.Thread(target=_look_at_page, args=(page_path, tmp_path, seen))
+    worker.start()
+    worker.join(timeout=300)
+    if "error" in seen:
+        raise seen["error"]
+    box, visible, requests = seen["box"], seen["visible"], seen["requests"]
+    # A fraction drawn as math is taller than a line of text: numerator above denominator.
+    assert box and box["height"] > 25, f"the fraction is not drawn as math: {box}"
+    assert r"\frac" not in visible
+    assert [u for u in requests if not u.startswith("file:")] == [], f"the page asked the network: {requests}"
+
+
+def _look_at_page(page_path: Path, tmp_path: Path, seen: dict) -> None:
+    """Open the feedback page in Chromium, offline: the fraction's box, the text, the requests."""
+    try:
+        _look(page_path, tmp_path, seen)
+    except BaseException as err:  # handed to the test's thread
+        seen["error"] = err
+
+
+def _look(page_path: Path, tmp_path: Path, seen: dict) -> None:
     from playwright.sync_api import sync_playwright
 
-    page_path = graded_course / "feedback" / STUDENT / "week1" / "week1.html"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
@@ -137,12 +162,8 @@ def test_equations_are_drawn_offline_in_chromium(graded_course, tmp_path):
         requests = []
         page.on("request", lambda r: requests.append(r.url))
         page.goto(page_path.as_uri())
-        fraction = page.locator("math[display=block] mfrac").first
-        box = fraction.bounding_box()
-        # A fraction drawn as math is taller than a line of text: numerator above denominator.
-        assert box and box["height"] > 25, f"the fraction is not drawn as math: {box}"
-        visible = page.locator("body").inner_text()
+        seen["box"] = page.locator("math[display=block] mfrac").first.bounding_box()
+        seen["visible"] = page.locator("body").inner_text()
+        seen["requests"] = requests
         page.screenshot(path=str(tmp_path / "feedback.png"), full_page=True)
         browser.close()
-    assert r"\frac" not in visible
-    assert [u for u in requests if not u.startswith("file:")] == [], f"the page asked the network: {requests}"

@@ -133,20 +133,31 @@ class TrustedRunSettings:
     stub_calls: list[str] = field(default_factory=list)
 
 
+def _environment(settings: TrustedRunSettings) -> dict[str, str]:
+    """The runner's whole environment: the kernel's (nothing of the grader's), on the notebook's
+    grading path (shorter training)."""
+    env = kernel_environment(KernelSettings(
+        python=settings.python, uid=settings.uid or 0, limits=vars(settings.limits),
+        readonly=settings.readonly, workdir="/tmp", submitted_dir="", ipc_dir="",
+        bwrap=settings.bwrap, threads=settings.threads))
+    env["NBGRADER_EXECUTION"] = "autograde"
+    return env
+
+
+def _job(jobs: list[NotebookJob], settings: TrustedRunSettings, nonce: str) -> dict:
+    """What the runner reads (``instructor.trusted.runner.run_job``)."""
+    return {"nonce": nonce, "threads": settings.threads, "cell_timeout": settings.cell_timeout,
+            "stub_calls": settings.stub_calls,
+            "notebooks": [{"name": j.name, "cells": j.cells} for j in jobs]}
+
+
 def run_trusted(jobs: list[NotebookJob], settings: TrustedRunSettings,
                 extra_env: dict[str, str] | None = None) -> TrustedReport:
     """Run the hidden tests of every notebook against the student's definitions; see the module
     docstring."""
     nonce = secrets.token_hex(16)
-    job = {"nonce": nonce, "threads": settings.threads, "cell_timeout": settings.cell_timeout,
-           "stub_calls": settings.stub_calls,
-           "notebooks": [{"name": j.name, "cells": j.cells} for j in jobs]}
-    kernel_like = KernelSettings(python=settings.python, uid=settings.uid or 0,
-                                 limits=vars(settings.limits), readonly=settings.readonly,
-                                 workdir="/tmp", submitted_dir="", ipc_dir="", bwrap=settings.bwrap,
-                                 threads=settings.threads)
-    env = kernel_environment(kernel_like)
-    env["NBGRADER_EXECUTION"] = "autograde"  # the notebook's grading path (shorter training)
+    job = _job(jobs, settings, nonce)
+    env = _environment(settings)
     env.update(extra_env or {})
     read_end, write_end = os.pipe()
     shim = {"rlimits": settings.limits.rlimits(),
@@ -258,11 +269,7 @@ class TrustedServer:
 
     def __init__(self, settings: TrustedRunSettings, preload: list[str]):
         self.settings = settings
-        kernel_like = KernelSettings(python=settings.python, uid=0, limits=vars(settings.limits),
-                                     readonly=settings.readonly, workdir="/tmp", submitted_dir="",
-                                     ipc_dir="", bwrap=settings.bwrap, threads=settings.threads)
-        env = kernel_environment(kernel_like)
-        env["NBGRADER_EXECUTION"] = "autograde"
+        env = _environment(settings)
         command = [settings.python, "-m", "instructor.trusted.server",
                    json.dumps({"preload": preload, "threads": settings.threads})]
         if settings.bwrap:
@@ -300,10 +307,7 @@ class TrustedServer:
         settings = self.settings
         request = {"id": job_id, "uid": uid if os.getuid() == 0 else None,
                    "rlimits": settings.limits.rlimits(), "wall_seconds": settings.limits.wall_seconds,
-                   "job": {"nonce": nonce, "threads": settings.threads,
-                           "cell_timeout": settings.cell_timeout,
-                           "stub_calls": settings.stub_calls,
-                           "notebooks": [{"name": j.name, "cells": j.cells} for j in jobs]}}
+                   "job": _job(jobs, settings, nonce)}
         report = TrustedReport()
         start = time.monotonic()
         try:

@@ -10,12 +10,15 @@ STAMP  := $(VENV)/.installed
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): requirements.txt pyproject.toml
+# The course folder's environment: the course (helpers) with its lab, instructor and test extras, and
+# the grader (grader/, package mnist_grader). Pins: requirements/*.txt, one file per role.
+REQUIREMENTS := requirements/student.txt requirements/lab.txt requirements/instructor.txt requirements/test.txt
+$(STAMP): $(REQUIREMENTS) pyproject.toml grader/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, alone and pinned: a bare torch requirement would pull a multi-GB CUDA build
-	$(BIN)/python -m pip install -q "$$(grep -E '^torch==' requirements.txt)"
-	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q "$$(grep -E '^torch==' requirements/student.txt)"
+	$(BIN)/python -m pip install -q $(addprefix -r ,$(REQUIREMENTS)) "setuptools>=77"
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . -e ./grader
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install the pinned course environment
@@ -23,9 +26,9 @@ venv: $(STAMP)  ## create .venv and install the pinned course environment
 test: $(STAMP)  ## run the test suite
 	$(BIN)/python -m pytest
 
-# Grading (instructor/): JOBS submissions at once, each in its own bubblewrap sandbox.
+# Grading (grader/, package mnist_grader): JOBS submissions at once, each in its own bubblewrap sandbox.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-INSTRUCTOR := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m instructor
+GRADER := PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m mnist_grader
 
 mnist: $(STAMP)  ## check MNIST (MNIST_ROOT or data/mnist; downloaded and verified once)
 	$(BIN)/python -c "from helpers.data import load_mnist; load_mnist('train'); load_mnist('test')"
@@ -36,32 +39,32 @@ mnist: $(STAMP)  ## check MNIST (MNIST_ROOT or data/mnist; downloaded and verifi
 EXAMPLE_ROSTER := examples-roster.csv
 demo: release mnist  ## the main job: release, example submissions with names, parallel sandboxed grading, gradebook
 	rm -f $(EXAMPLE_ROSTER)
-	$(INSTRUCTOR) examples --clean --kind honest --roster $(EXAMPLE_ROSTER)
-	$(INSTRUCTOR) examples --only cheat-read-secrets cheat-write-gradebook cheat-fork-bomb \
+	$(GRADER) examples --clean --kind honest --roster $(EXAMPLE_ROSTER)
+	$(GRADER) examples --only cheat-read-secrets cheat-write-gradebook cheat-fork-bomb \
 		cheat-rebind-comparisons cheat-always-equal --roster $(EXAMPLE_ROSTER)
-	$(INSTRUCTOR) roster $(EXAMPLE_ROSTER)
-	$(INSTRUCTOR) autograde -j $(JOBS)
-	$(INSTRUCTOR) export --output grades.csv
-	$(INSTRUCTOR) table
+	$(GRADER) roster $(EXAMPLE_ROSTER)
+	$(GRADER) autograde -j $(JOBS)
+	$(GRADER) export --output grades.csv
+	$(GRADER) table
 	@echo "next: grade the written answers by hand (make lab, then Nbgrader > Formgrader > Manual Grading);"
 	@echo "      then make feedback (feedback only for fully graded submissions)"
 
 autograde: $(STAMP)  ## grade every submission in submitted/ in parallel, sandboxed (JOBS=N workers)
-	$(INSTRUCTOR) autograde -j $(JOBS)
+	$(GRADER) autograde -j $(JOBS)
 
 feedback: $(STAMP)  ## after hand grading: per-student HTML feedback without hidden tests, and grades.csv
-	$(INSTRUCTOR) feedback
-	$(INSTRUCTOR) export --output grades.csv
+	$(GRADER) feedback
+	$(GRADER) export --output grades.csv
 
 check-grader: release mnist  ## grader QA: every mistake caught, no cheat gains, reference full, blank 0 (~10 min)
-	$(INSTRUCTOR) check -j $(JOBS)
+	$(GRADER) check -j $(JOBS)
 
 bench-grading: release  ## grading figures for BENCHMARKS.md: parallel sandboxed vs plain nbgrader (~5 min)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python benchmarks/bench_grading.py
 
 roster: $(STAMP)  ## students' names into the gradebook: make roster ROSTER=students.csv (id,first_name,last_name,email)
 	@test -n "$(ROSTER)" || { echo "error: name the class list: make roster ROSTER=students.csv" >&2; exit 2; }
-	$(INSTRUCTOR) roster "$(ROSTER)"
+	$(GRADER) roster "$(ROSTER)"
 
 bench-training: $(STAMP)  ## training figures for BENCHMARKS.md: CLI time/accuracy/memory, data paths (~3 min)
 	$(BIN)/python benchmarks/bench_training.py

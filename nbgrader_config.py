@@ -29,8 +29,8 @@ c.Execute.timeout = 120
 c.OverwriteCells.add_missing_cells = True
 
 # Plain `nbgrader generate_feedback` must not show hidden tests: remove their source from the
-# feedback HTML. (`python -m instructor feedback` needs no such step: its autograded notebooks never
-# held a hidden test, see instructor/trusted/hidden.py.)
+# feedback HTML. (`python -m mnist_grader feedback` needs no such step: its autograded notebooks never
+# held a hidden test, see grader/mnist_grader/trusted/hidden.py.)
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",

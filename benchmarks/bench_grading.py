@@ -5,7 +5,7 @@ no cheats) of the same assignment, in two separate copies of the course, in the 
 
 * baseline: ``nbgrader autograde ASSIGNMENT`` once for all students (nbgrader grades one after the
   other, in one process, no sandbox);
-* ours: ``instructor.autograde`` with N workers (one nbgrader process per submission, each in its
+* ours: ``mnist_grader.autograde`` with N workers (one nbgrader process per submission, each in its
   bubblewrap sandbox with rlimits, merged into the gradebook one transaction at a time).
 
 Then one reference submission is executed cell by cell with nbclient to show what dominates.
@@ -41,7 +41,7 @@ def make_course(dest: Path, smoke: bool) -> tuple[Path, str]:
             shutil.copytree(REPO / name, dest / name)
         shutil.copy(REPO / "nbgrader_config.py", dest)
         assignment = "mnist_mlp"
-    run([sys.executable, "-m", "instructor", "release", "--assignment", assignment], dest)
+    run([sys.executable, "-m", "mnist_grader", "release", "--assignment", assignment], dest)
     return dest, assignment
 
 
@@ -62,8 +62,8 @@ def run(command: list[str], cwd: Path) -> float:
 
 def submissions(course: Path, assignment: str, count: int) -> list[str]:
     """Write ``count`` honest example submissions (reference copies fill up the set)."""
-    from instructor.course import load_course
-    from instructor.examples import REFERENCE, honest_students, write_examples
+    from mnist_grader.course import load_course
+    from mnist_grader.examples import REFERENCE, honest_students, write_examples
 
     c = load_course(course)
     students = honest_students(c, assignment)[:count]
@@ -118,9 +118,9 @@ def main() -> None:
     count = 4 if args.smoke else args.submissions
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
-    from instructor.autograde import GradingOptions, grade_assignment
-    from instructor.course import jupyter_env, load_course
-    from instructor.sandbox import find_bwrap
+    from mnist_grader.autograde import GradingOptions, grade_assignment
+    from mnist_grader.course import jupyter_env, load_course
+    from mnist_grader.sandbox import find_bwrap
 
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         tmp = Path(tmp)
@@ -150,7 +150,7 @@ def main() -> None:
         # (no CPU figure for ours: a sandboxed kernel dies with its pid namespace, unreaped by us,
         # so its CPU time never reaches our RUSAGE_CHILDREN)
         failed = [r for r in results if not r.ok]
-        print(f"instructor autograde, {args.workers} workers (sandboxed): {ours:7.1f} s  "
+        print(f"mnist_grader autograde, {args.workers} workers (sandboxed): {ours:7.1f} s  "
               f"{ours / n:5.1f} s/submission  -> speedup {baseline / ours:.2f}x"
               + (f"  ({len(failed)} FAILED)" if failed else ""))
         print(f"  load average before/after (other work on the machine): {load:.1f} / "

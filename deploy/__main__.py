@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from deploy.hub import HubError
     from deploy.student_env import StudentEnvError, build_student_env
-    from instructor.course import CourseError, load_course
+    from mnist_grader.course import CourseError, load_course
 
     try:
         if args.command == "student-env":

@@ -40,8 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 HUB_CONFIG = REPO / "hub" / "jupyterhub_config.py"
 # The course files the instructor's copy needs (generated folders are made there by nbgrader).
-COURSE_FILES = ("Makefile", "requirements.txt", "pyproject.toml", "nbgrader_config.py", "source",
-                "notebooks", "helpers", "instructor")
+COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
+                "notebooks", "helpers", "grader")
 COURSE_FOLDER = "mnist-course"
 MARKER = "mnist-course hub user"
 START_TIMEOUT_S = 120

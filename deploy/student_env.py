@@ -1,9 +1,9 @@
 """A student's Python environment: the course's pinned packages and ``helpers``, nothing of the instructor.
 
-The course's own ``.venv`` installs the repository in editable mode, so ``instructor`` (the example
-mistakes and cheats) and the paths of ``source/`` are reachable from it. A student gets a separate
-virtual environment instead: the same pinned requirements, the ``helpers`` package copied in as a
-wheel (no link back to the course folder), and nbgrader's instructor extensions (Formgrader,
+The course's own ``.venv`` installs the repository in editable mode, with the grader (``mnist_grader``:
+the example mistakes and cheats) and the paths of ``source/`` reachable from it. A student gets a
+separate virtual environment instead: the course distribution's own pins and its ``lab`` extra, the
+``helpers`` package as a wheel (no link back to the course folder), never the grader, and nbgrader's instructor extensions (Formgrader,
 Create Assignment, Course List) switched off at the environment's level, the way nbgrader's
 installation guide does it for students (``jupyter server extension disable --sys-prefix`` and
 ``jupyter labextension disable --level=sys_prefix``). Switched off is not a security boundary (a
@@ -26,7 +26,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIREMENTS = REPO / "requirements.txt"
+# What a student's environment installs: the course's own runtime and its `lab` extra (JupyterLab
+# with nbgrader's student side). Never the instructor or test extras, never the grader (grader/).
+REQUIREMENTS = (REPO / "requirements" / "student.txt", REPO / "requirements" / "lab.txt")
+# What a wheel of the course distribution is built from (pyproject.toml reads the requirements).
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "requirements", "helpers")
 STAMP = ".student-env-installed"
 # nbgrader's parts that are for instructors only: the server side and the JupyterLab side.
 INSTRUCTOR_SERVER_EXTENSIONS = (
@@ -38,20 +42,6 @@ INSTRUCTOR_LAB_PLUGINS = (
     "@jupyter/nbgrader:create-assignment",
     "@jupyter/nbgrader:course-list",
 )
-HELPERS_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=64"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "mnist-mlp-helpers"
-version = "0.1.0"
-description = "The helpers students import in the MNIST MLP course (data, training, plots, widgets)."
-requires-python = ">=3.10"
-
-[tool.setuptools]
-packages = ["helpers"]
-"""
 
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -70,13 +60,13 @@ def _run(cmd: list[str], what: str) -> None:
 
 def requirements_digest() -> str:
     """What the installed packages depend on: the pins (the helpers are reinstalled every time)."""
-    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    return hashlib.sha256(b"".join(path.read_bytes() for path in REQUIREMENTS)).hexdigest()
 
 
 def _torch_pin() -> str:
-    pins = [line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.startswith("torch==")]
+    pins = [line.strip() for line in REQUIREMENTS[0].read_text().splitlines() if line.startswith("torch==")]
     if len(pins) != 1:
-        raise StudentEnvError(f"{REQUIREMENTS} must pin torch exactly once (torch==X.Y.Z)")
+        raise StudentEnvError(f"{REQUIREMENTS[0]} must pin torch exactly once (torch==X.Y.Z)")
     return pins[0]
 
 
@@ -110,21 +100,27 @@ def _venv_home(env_dir: Path) -> str | None:
 
 
 def build_helpers_wheel(out_dir: Path) -> Path:
-    """A wheel of ``helpers`` alone, built with this interpreter's setuptools.
+    """A wheel of the course distribution (the ``helpers`` package), built from a copy of its sources.
+
+    Built from a staging copy, so nothing is written into the course folder and the installed
+    package keeps no link back to it.
 
     Returns:
         The wheel's path.
     """
     with tempfile.TemporaryDirectory(prefix="helpers-wheel-") as tmp:
         staging = Path(tmp)
-        shutil.copytree(REPO / "helpers", staging / "helpers",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        (staging / "pyproject.toml").write_text(HELPERS_PYPROJECT)
+        for name in WHEEL_SOURCES:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, staging / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(source, staging / name)
         _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
               "-w", str(out_dir), str(staging)], "building the helpers wheel")
-    wheels = sorted(out_dir.glob("mnist_mlp_helpers-*.whl"))
+    wheels = sorted(out_dir.glob("mnist_mlp_course-*.whl"))
     if not wheels:
-        raise StudentEnvError(f"pip wheel wrote no helpers wheel into {out_dir}")
+        raise StudentEnvError(f"pip wheel wrote no course wheel into {out_dir}")
     return wheels[-1]
 
 
@@ -132,7 +128,7 @@ def build_student_env(env_dir: Path) -> Path:
     """Create (or bring up to date) the student environment at ``env_dir``.
 
     The pinned requirements are installed once (torch first, alone: a bare torch requirement pulls a
-    CUDA build) and again only when requirements.txt changes; the helpers wheel and the extension
+    CUDA build) and again only when requirements/student.txt or lab.txt change; the helpers wheel and the extension
     switches are applied every time, so a changed ``helpers/`` reaches students.
 
     Returns:
@@ -153,7 +149,8 @@ def build_student_env(env_dir: Path) -> Path:
     if not stamp.is_file() or stamp.read_text().strip() != requirements_digest():
         pip = [str(python), "-m", "pip", "install", "-q"]
         _run(pip + [_torch_pin()], "installing torch")
-        _run(pip + ["-r", str(REQUIREMENTS)], "installing the pinned requirements")
+        _run(pip + [arg for path in REQUIREMENTS for arg in ("-r", str(path))],
+             "installing the pinned requirements")
         stamp.write_text(requirements_digest() + "\n")
     with tempfile.TemporaryDirectory(prefix="helpers-wheel-") as tmp:
         wheel = build_helpers_wheel(Path(tmp))

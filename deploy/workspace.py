@@ -14,7 +14,7 @@ from pathlib import Path
 
 from traitlets.config.loader import PyFileConfigLoader
 
-from instructor.course import Course, CourseError
+from mnist_grader.course import Course, CourseError
 
 LECTURE = Path("notebooks") / "lecture_mlp_mnist.ipynb"
 WORKSPACE_CONFIG = """\

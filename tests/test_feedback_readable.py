@@ -1,7 +1,7 @@
 """Feedback a student can read: equations drawn without a CDN, test cells named by their task.
 
 A small course is generated here (a notebook with display and inline equations, two tasks, one of
-them with two test cells) and graded by real nbgrader; `python -m instructor feedback` writes the
+them with two test cells) and graded by real nbgrader; `python -m mnist_grader feedback` writes the
 page, nbgrader's own `generate_feedback` writes the page it would have written, for comparison.
 The page is then opened in Chromium, offline, to see the equations drawn as math.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor.readable_feedback import latex_to_mathml
+from mnist_grader.readable_feedback import latex_to_mathml
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 STUDENT = "ada"
@@ -83,7 +83,7 @@ def graded_course(tmp_path_factory) -> Path:
     (root / "submitted" / STUDENT / "week1").mkdir(parents=True)
     nbformat.write(released, str(root / "submitted" / STUDENT / "week1" / "week1.ipynb"))
     _run([sys.executable, "-m", "nbgrader", "autograde", "week1", "--force"], root)
-    _run([sys.executable, "-m", "instructor", "feedback", "--assignment", "week1"], root)
+    _run([sys.executable, "-m", "mnist_grader", "feedback", "--assignment", "week1"], root)
     _run([sys.executable, "-m", "nbgrader", "generate_feedback", "week1", "--force",
           "--CourseDirectory.feedback_directory=nbgrader_feedback"], root)
     return root

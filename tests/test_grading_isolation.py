@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.test_instructor import instructor, needs_bwrap, tiny_course
+from tests.test_grader import grader_cli, needs_bwrap, tiny_course
 
 REFERENCE = "example-reference"
 
@@ -57,19 +57,19 @@ def kernel_uids(scratch: Path) -> list[int]:
 # two grading runs at once on one machine
 # --------------------------------------------------------------------------------------------------
 def test_two_grading_runs_at_once_grade_correctly(tmp_path):
-    """Two ``python -m instructor autograde`` processes at the same time, one grading a fork bomb:
+    """Two ``python -m mnist_grader autograde`` processes at the same time, one grading a fork bomb:
     each kernel has a uid of its own, so the bomb exhausts only its own process budget."""
     needs_bwrap()
     courses, scratches = [], []
     for name in ("a", "b"):
         course = tiny_course(tmp_path / name)
-        instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE,
+        grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE,
                    "example-blank", "mistake-squares-abs", "cheat-fork-bomb")
         courses.append(course)
         scratches.append(tmp_path / name / "scratch")
         scratches[-1].mkdir()
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    procs = [subprocess.Popen([sys.executable, "-m", "instructor", "autograde", "--assignment",
+    procs = [subprocess.Popen([sys.executable, "-m", "mnist_grader", "autograde", "--assignment",
                                "tiny", "-j", "2", "--no-progress", "--keep-scratch",
                                "--wall-seconds", "120", "--course-dir", str(course)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -85,12 +85,12 @@ def test_two_grading_runs_at_once_grade_correctly(tmp_path):
     uids = kernel_uids(scratches[0]) + kernel_uids(scratches[1])
     assert len(uids) == 8 and len(set(uids)) == 8  # one uid per submission, across both runs
     assert all(uid >= 2**20 for uid in uids)
-    from instructor.check import sandbox_leftovers
+    from mnist_grader.check import sandbox_leftovers
     assert sandbox_leftovers(set(uids)) == []
 
 
 def test_claimed_uids_are_unique_and_freed():
-    from instructor.uids import claim_sandbox_uid, processes_of, uid_pool, uids_in_use
+    from mnist_grader.uids import claim_sandbox_uid, processes_of, uid_pool, uids_in_use
 
     claims = [claim_sandbox_uid() for _ in range(50)]
     uids = [c.uid for c in claims]
@@ -112,11 +112,11 @@ REFUSED_IDS = {"x*": "file-glob", "[ab]": "file-glob", " lead": "white space",
 def test_any_student_id_is_graded_or_refused_with_a_message(tmp_path):
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
     src = course / "submitted" / REFERENCE
     for student in GRADED_IDS + list(REFUSED_IDS):
         shutil.copytree(src, course / "submitted" / student)
-    proc = instructor(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
+    proc = grader_cli(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
                       check=False)
     out = proc.stdout
     assert proc.returncode == 1, out + proc.stderr[-3000:]  # some were refused
@@ -137,7 +137,7 @@ def test_any_student_id_is_graded_or_refused_with_a_message(tmp_path):
 def start_autograde(course: Path, *args: str, stderr_path: Path) -> subprocess.Popen:
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     with open(stderr_path, "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "instructor", "autograde", "--assignment",
+        return subprocess.Popen([sys.executable, "-m", "mnist_grader", "autograde", "--assignment",
                                  "tiny", "-j", "1", "--no-progress", "--course-dir", str(course),
                                  *args], stdout=subprocess.PIPE, stderr=err, text=True, env=env)
 
@@ -156,7 +156,7 @@ def wait_for_text(path: Path, text: str, proc: subprocess.Popen, timeout: float 
 def test_locked_gradebook_is_waited_for_then_a_clear_error(tmp_path):
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
     holder = sqlite3.connect(course / "gradebook.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another program writing, and not letting go
     try:
@@ -186,10 +186,10 @@ def test_locked_gradebook_is_waited_for_then_a_clear_error(tmp_path):
 def test_read_only_gradebook_is_an_error_before_grading(tmp_path):
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
     db = course / "gradebook.db"
     before = db.read_bytes()
-    command = [sys.executable, "-m", "instructor", "autograde", "--assignment", "tiny",
+    command = [sys.executable, "-m", "mnist_grader", "autograde", "--assignment", "tiny",
                "--no-progress", "--course-dir", str(course)]
     if os.getuid() == 0:  # root writes read-only files: show the file on a read-only mount instead
         command = [shutil.which("bwrap"), "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
@@ -205,7 +205,7 @@ def test_read_only_gradebook_is_an_error_before_grading(tmp_path):
     assert db.read_bytes() == before
     db.chmod(0o644)
     # writable again: the same command grades
-    instructor(course, "autograde", "--assignment", "tiny", "--no-progress")
+    grader_cli(course, "autograde", "--assignment", "tiny", "--no-progress")
     assert auto_score(course, REFERENCE) == 5.0
 
 
@@ -213,12 +213,12 @@ def test_read_only_gradebook_is_an_error_before_grading(tmp_path):
 # what a killed run leaves is repaired by the next
 # --------------------------------------------------------------------------------------------------
 def test_next_run_repairs_what_a_killed_run_left(tmp_path):
-    from instructor.recovery import owner_token
+    from mnist_grader.recovery import owner_token
 
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE, "example-blank")
-    instructor(course, "autograde", "--assignment", "tiny", "--no-progress", "-j", "2",
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE, "example-blank")
+    grader_cli(course, "autograde", "--assignment", "tiny", "--no-progress", "-j", "2",
                "--student", REFERENCE)
     autograded = course / "autograded"
     # killed after copying, before the commit: notebooks without a row (with a submission to grade)
@@ -238,7 +238,7 @@ def test_next_run_repairs_what_a_killed_run_left(tmp_path):
         if owner:
             (scratch / name / "owner").write_text(owner)
 
-    proc = instructor(course, "autograde", "--assignment", "tiny", "--no-progress", "-j", "2",
+    proc = grader_cli(course, "autograde", "--assignment", "tiny", "--no-progress", "-j", "2",
                       "--student", "nobody-else", check=False, env={"TMPDIR": str(scratch)})
     err = proc.stderr
     assert "example-blank: autograded notebooks without a gradebook row" in err
@@ -258,12 +258,12 @@ def test_next_run_repairs_what_a_killed_run_left(tmp_path):
 def test_output_is_trimmed_while_running_and_grades_are_unchanged(tmp_path):
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE,
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE,
                "mistake-mean-sum")
     flood = "for _ in range(60):\n    print('x' * 2**20)"
     with_code(course, "flood-reference", flood)
     with_code(course, "flood-mistake", flood, base="mistake-mean-sum")
-    proc = instructor(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress")
+    proc = grader_cli(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress")
     assert auto_score(course, "flood-reference") == auto_score(course, REFERENCE) == 5.0
     assert auto_score(course, "flood-mistake") == auto_score(course, "mistake-mean-sum") == 3.0
     notebook = course / "autograded" / "flood-reference" / "tiny" / "tiny.ipynb"
@@ -279,7 +279,7 @@ def test_output_is_trimmed_while_running_and_grades_are_unchanged(tmp_path):
 def test_capped_execute_keeps_what_decides_a_grade():
     from nbformat.notebooknode import NotebookNode
 
-    from instructor.output_cap import CappedExecute, trim_note
+    from mnist_grader.output_cap import CappedExecute, trim_note
 
     ex = CappedExecute(max_cell_output=100, max_notebook_output=1000)
     ex.reset_execution_trackers()
@@ -315,7 +315,7 @@ def test_capped_execute_keeps_what_decides_a_grade():
 def test_kernel_writes_go_to_its_own_tmpfs_never_the_host_disk(tmp_path):
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", REFERENCE)
     fill = """
 import os
 _written = 0
@@ -365,7 +365,7 @@ print("IPC WROTE", _written // 2**20, "MB")
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        proc = instructor(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
+        proc = grader_cli(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
                           "--wall-seconds", "300", env={"TMPDIR": str(scratch)})
     finally:
         done.set()

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
 STUDENT_ENV = REPO / "build" / "student-env"  # shared with the browser tests
 NODE_DIR = REPO / "build" / "node"
-COURSE_FILES = ("Makefile", "requirements.txt", "pyproject.toml", "nbgrader_config.py", "source",
+COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
                 "notebooks", "deploy", "helpers", "hub")
 SERVER_START_TIMEOUT_S = 180
 ASSIGNMENT = "mnist_mlp"

@@ -1,4 +1,4 @@
-"""instructor.intake: a submission is copied as plain data, links and special files are refused.
+"""mnist_grader.intake: a submission is copied as plain data, links and special files are refused.
 
 Small generated submissions (links, FIFOs, sockets, hard links, caps) for the unit tests; one end to
 end run with the real grader on the tiny fixture course shows that a submission full of links is
@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor.intake import IntakeError, IntakeLimits, copy_submission
+from mnist_grader.intake import IntakeError, IntakeLimits, copy_submission
 
 
 def submission(tmp_path: Path) -> Path:
@@ -162,11 +162,11 @@ def test_loop_link_does_not_recurse(tmp_path):
 # end to end: the real grader on the tiny fixture course
 # --------------------------------------------------------------------------------------------------
 def test_grader_refuses_links_and_grades_the_rest(tmp_path):
-    from tests.test_instructor import instructor, needs_bwrap, tiny_course
+    from tests.test_grader import grader_cli, needs_bwrap, tiny_course
 
     needs_bwrap()
     course = tiny_course(tmp_path)
-    instructor(course, "examples", "--assignment", "tiny", "--only", "example-reference",
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", "example-reference",
                "example-blank")
     submitted = course / "submitted"
     honest = submitted / "example-reference" / "tiny"
@@ -180,7 +180,7 @@ def test_grader_refuses_links_and_grades_the_rest(tmp_path):
     blank = submitted / "example-blank" / "tiny"
     (blank / "tiny.ipynb").unlink()
     os.symlink("../../../source/tiny/tiny.ipynb", blank / "tiny.ipynb")
-    proc = instructor(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
+    proc = grader_cli(course, "autograde", "--assignment", "tiny", "-j", "2", "--no-progress",
                       check=False)
     out = proc.stdout
     rows = {line.split()[0]: line.split() for line in out.splitlines()

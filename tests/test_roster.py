@@ -1,4 +1,4 @@
-"""`python -m instructor roster students.csv`: names into the gradebook; bad files refused whole."""
+"""`python -m mnist_grader roster students.csv`: names into the gradebook; bad files refused whole."""
 from __future__ import annotations
 
 import os
@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from instructor.examples import example_roster
+from mnist_grader.examples import example_roster
 
 
 def _roster(course: Path, csv_text: str) -> subprocess.CompletedProcess:
     (course / "students.csv").write_text(csv_text)
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    return subprocess.run([sys.executable, "-m", "instructor", "roster", "students.csv"], cwd=course,
+    return subprocess.run([sys.executable, "-m", "mnist_grader", "roster", "students.csv"], cwd=course,
                           env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -64,7 +64,7 @@ def test_a_bad_roster_is_refused_whole_with_the_line(course, csv_text, says):
 
 def test_a_missing_roster_says_what_to_write(course):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([sys.executable, "-m", "instructor", "roster", "nope.csv"], cwd=course, env=env,
+    proc = subprocess.run([sys.executable, "-m", "mnist_grader", "roster", "nope.csv"], cwd=course, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "id,first_name,last_name,email" in proc.stderr, proc.stderr
 

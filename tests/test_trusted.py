@@ -17,15 +17,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor.course import load_course
-from instructor.examples import REFERENCE, example_set
-from instructor.library import load_library
-from instructor.sandbox import Limits, find_bwrap
-from instructor.trusted import policy
-from instructor.trusted.hidden import hidden_test_delimiters
-from instructor.trusted.job import build_notebook_job
-from instructor.trusted.job import lab_imports
-from instructor.trusted.launch import TrustedRunSettings, TrustedServer, run_trusted
+from mnist_grader.course import load_course
+from mnist_grader.examples import REFERENCE, example_set
+from mnist_grader.library import load_library
+from mnist_grader.sandbox import Limits, find_bwrap
+from mnist_grader.trusted import policy
+from mnist_grader.trusted.hidden import hidden_test_delimiters
+from mnist_grader.trusted.job import build_notebook_job
+from mnist_grader.trusted.job import lab_imports
+from mnist_grader.trusted.launch import TrustedRunSettings, TrustedServer, run_trusted
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "source" / "mnist_mlp" / "mnist_mlp.ipynb"
@@ -123,7 +123,7 @@ def trusted(course, tmp_path: Path, notebooks, cell_timeout: float = 60.0, serve
 
 
 def trusted_settings(course) -> TrustedRunSettings:
-    from instructor.autograde import grader_readonly_paths, kernel_readonly_paths
+    from mnist_grader.autograde import grader_readonly_paths, kernel_readonly_paths
 
     readonly = grader_readonly_paths(course, kernel_readonly_paths(course, []))
     return TrustedRunSettings(python=sys.executable, readonly=readonly, bwrap=find_bwrap(),

@@ -33,14 +33,14 @@ SCREENSHOTS = REPO / "build" / "screenshots"
 ASSIGNMENT = "mnist_mlp"
 # The parts of the repository a course folder needs to run `make lab` and `make student` (with this
 # checkout's .venv). release/ is generated from source/ by `make lab` itself; `make student` builds
-# a student environment from requirements.txt and helpers/ (deploy/).
-COURSE_FILES = ("Makefile", "requirements.txt", "pyproject.toml", "nbgrader_config.py", "source",
+# a student environment from requirements/ and helpers/ (deploy/).
+COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
                 "deploy", "helpers", "notebooks")
 # The student environment (`python -m deploy student-env`) takes about 2 minutes to build; the tests
-# share one, kept between runs in the checkout's build/ (rebuilt when requirements.txt changes).
+# share one, kept between runs in the checkout's build/ (rebuilt when its requirements change).
 STUDENT_ENV = REPO / "build" / "student-env"
 SERVER_START_TIMEOUT_S = 180
-# Example students of the instructor tooling (instructor/examples.py): full marks, nothing, one
+# Example students of the instructor tooling (grader/mnist_grader/examples.py): full marks, nothing, one
 # typical mistake (softmax without the max subtraction overflows).
 REFERENCE_STUDENT, BLANK_STUDENT, MISTAKE_STUDENT = "example-reference", "example-blank", "mistake-softmax-overflow"
 EXAMPLE_STUDENTS = (REFERENCE_STUDENT, BLANK_STUDENT, MISTAKE_STUDENT)
@@ -90,14 +90,14 @@ def isolated_env(home: Path) -> dict[str, str]:
 
 
 def run_instructor(course: Path, env: dict[str, str], *args: str) -> None:
-    """Run one `python -m instructor ...` command in the course folder; a failure shows its output."""
+    """Run one `python -m mnist_grader ...` command in the course folder; a failure shows its output."""
     result = subprocess.run(
-        [sys.executable, "-m", "instructor", *args], cwd=course, env=env,
+        [sys.executable, "-m", "mnist_grader", *args], cwd=course, env=env,
         capture_output=True, text=True, timeout=600,
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"`python -m instructor {' '.join(args)}` failed in {course} (exit {result.returncode}):\n"
+            f"`python -m mnist_grader {' '.join(args)}` failed in {course} (exit {result.returncode}):\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
 

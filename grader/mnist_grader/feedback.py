@@ -1,0 +1,108 @@
+"""Per-student HTML feedback with nbgrader's own ``generate_feedback``, without hidden tests.
+
+nbgrader's ``GenerateFeedbackApp`` runs as usual (``python -m mnist_grader.feedback`` takes nbgrader's
+arguments) except that, after it has read the course's config, its feedback preprocessors are set to
+``FEEDBACK_PREPROCESSORS`` whatever that config says (a config file would otherwise override the
+command line): nbgrader's ``GetGrades`` and CSS header.
+
+Feedback is made from the autograded notebooks, and those never held a hidden test: the student's
+kernel ran test cells without their hidden part (``mnist_grader.trusted.hidden``), and what the hidden
+tests found is the trusted run's own message under each test cell (``mnist_grader.trusted.annotate``).
+Nothing needs scrubbing, and nbgrader's ``ClearHiddenTests`` is left out on purpose: it fails the
+whole feedback of a student whose own cell merely contains the hidden-test delimiter text.
+
+Then ``mnist_grader.readable_feedback``'s equations as MathML and test cells titled by their task,
+rendered with the course's template (``grader/mnist_grader/templates/course_feedback``: nbgrader's own feedback
+page without its CDN MathJax).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+
+from mnist_grader.course import Course, CourseError, jupyter_env
+
+FEEDBACK_PREPROCESSORS = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "mnist_grader.readable_feedback.RenderMath",
+    "mnist_grader.readable_feedback.TitleTestCells",
+]
+
+
+def waiting_for_a_grader(course: Course, assignment: str, students: list[str]) -> list[str]:
+    """The students whose submission has a cell that still needs a hand grade (a written answer
+    not graded yet, or autograded scores held for review), or that the gradebook does not know."""
+    waiting = []
+    with Gradebook(course.db_url) as gradebook:
+        for student in students:
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                waiting.append(student)
+                continue
+            if any(grade.needs_manual_grade for nb in submission.notebooks for grade in nb.grades):
+                waiting.append(student)
+    return waiting
+
+
+def generate_feedback(course: Course, assignment: str, students: list[str] | None = None,
+                      include_ungraded: bool = False) -> tuple[list[Path], list[str]]:
+    """Write ``feedback/<student>/<assignment>/*.html`` for graded students.
+
+    Feedback is the last step: written before the hand grading, it would tell a student 0 points
+    for every answer not graded yet. So submissions still waiting for a grader are left out unless
+    ``include_ungraded``.
+
+    Returns:
+        (the feedback folders written, the students left out because they wait for a grader).
+    """
+    autograded = course.root / course.directories["autograded"]
+    graded = sorted(p.name for p in autograded.iterdir() if (p / assignment).is_dir()) \
+        if autograded.is_dir() else []
+    wanted = graded if students is None else [s for s in students if s in graded]
+    if not wanted:
+        raise CourseError(f"nothing autograded for {assignment!r} in {autograded}: run "
+                          f"python -m mnist_grader autograde first")
+    waiting = [] if include_ungraded else waiting_for_a_grader(course, assignment, wanted)
+    ready = [s for s in wanted if s not in waiting]
+    if not ready:
+        return [], waiting
+    # one nbgrader call for everybody but those waiting, or one per requested student
+    # (--student takes one id)
+    calls = [[assignment, "--force", f"--CourseDirectory.student_id_exclude={','.join(waiting)}"]] \
+        if students is None else [[assignment, "--force", f"--student={s}"] for s in ready]
+    for args in calls:
+        with tempfile.TemporaryDirectory(prefix="feedback-env-") as tmp:
+            proc = subprocess.run([sys.executable, "-m", "mnist_grader.feedback", *args],
+                                  cwd=course.root, env=jupyter_env(Path(tmp)), capture_output=True,
+                                  text=True)
+        if proc.returncode != 0:
+            failed = [line for line in proc.stderr.splitlines() if "| ERROR]" in line]
+            raise CourseError("nbgrader generate_feedback failed:\n"
+                              + "\n".join(failed[-5:] or proc.stderr.splitlines()[-15:]))
+    return [course.folder("feedback", assignment, s) for s in ready
+            if course.folder("feedback", assignment, s).is_dir()], waiting
+
+
+def main() -> None:
+    """nbgrader generate_feedback with ``FEEDBACK_PREPROCESSORS`` enforced."""
+    from nbgrader.apps.generatefeedbackapp import GenerateFeedbackApp
+
+    from mnist_grader.readable_feedback import NBGRADER_TEMPLATES, TEMPLATE_NAME, TEMPLATES
+
+    app = GenerateFeedbackApp.instance()
+    app.initialize(sys.argv[1:])
+    app.config.GenerateFeedback.preprocessors = list(FEEDBACK_PREPROCESSORS)
+    app.config.GenerateFeedback.exporter_class = "mnist_grader.readable_feedback.FeedbackExporter"
+    app.config.HTMLExporter.template_name = TEMPLATE_NAME
+    app.config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
+    app.start()
+
+
+if __name__ == "__main__":
+    main()

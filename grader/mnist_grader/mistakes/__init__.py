@@ -1,0 +1,1 @@
+"""Mistake libraries, one module per assignment id (format: ``grader/mnist_grader/library.py``)."""

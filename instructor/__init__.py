@@ -1,2 +1,0 @@
-"""Instructor tooling for the course: example submissions, sandboxed parallel autograding,
-clean feedback, grade export and grader QA. Run ``python -m instructor --help``."""

@@ -1,1 +1,0 @@
-"""Mistake libraries, one module per assignment id (format: ``instructor/library.py``)."""

@@ -44,3 +44,11 @@ c.TrustedRun.skip_cells = ["browse_digits", "explore_hidden_size", "evaluate_plo
 # ... and does not draw the figures of the cells it runs.
 c.TrustedRun.stub_calls = ["helpers.plots.plot_samples", "helpers.plots.plot_history",
                            "helpers.widgets.LiveTrainingView.finish"]
+
+# `nbgrader autograde` and Formgrader's Autograde button grade in the sandbox, like
+# `python -m mnist_grader autograde`: nbgrader runs no student code itself; its autograde step hands
+# each submission to the sandboxed grader (student's kernel walled off, hidden tests in a separate
+# trusted run, the lower verdict counts) and takes back the notebooks it wrote.
+# See grader/mnist_grader/nbgrader_autograde.py.
+c.Autograde.sanitize_preprocessors = []
+c.Autograde.autograde_preprocessors = ["mnist_grader.nbgrader_autograde.SandboxedAutograde"]

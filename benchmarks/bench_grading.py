@@ -40,6 +40,10 @@ def make_course(dest: Path, smoke: bool) -> tuple[Path, str]:
         for name in ("source", "release"):
             shutil.copytree(REPO / name, dest / name)
         shutil.copy(REPO / "nbgrader_config.py", dest)
+        # the baseline is plain nbgrader: the course's config would send it to the sandboxed grader
+        from mnist_grader.nbgrader_autograde import plain_nbgrader_config
+        with open(dest / "nbgrader_config.py", "a") as config:
+            config.write(plain_nbgrader_config())
         assignment = "mnist_mlp"
     run([sys.executable, "-m", "mnist_grader", "release", "--assignment", assignment], dest)
     return dest, assignment

@@ -1,0 +1,161 @@
+"""nbgrader's own Autograde (``nbgrader autograde``, Formgrader's Autograde button) through the sandboxed grader.
+
+nbgrader builds its Autograde converter itself (the ``autograde`` command and ``NbGraderAPI``, which
+Formgrader calls, both name the class), so the hook is the converter's configurable preprocessor
+lists. With ``SANITIZE_PREPROCESSORS`` and ``AUTOGRADE_PREPROCESSORS`` in the course's
+``nbgrader_config.py`` nbgrader never executes a student's notebook itself: for the first notebook
+of a submission ``SandboxedAutograde`` runs ``mnist_grader.autograde.grade_assignment`` for that
+(assignment, student), which is what ``python -m mnist_grader autograde --student ID`` does (the
+scratch course, the student's kernel in its sandbox with the visible tests only, the trusted run of
+the whole test cells outside it, the merge into the real gradebook with the lower of both verdicts
+and the holds, the annotated autograded notebooks). It then gives nbgrader the notebooks that run
+wrote, one per call, and nbgrader writes them where they already are. The list has no
+``SaveAutoGrades``, so nothing nbgrader does afterwards changes a score; and no ``OverwriteCells``
+in the real course (the scratch course restores cells from a gradebook without hidden tests), so
+no hidden test is ever put into a notebook here.
+
+The scratch course's own ``nbgrader_config.py`` sets the preprocessor lists back to nbgrader's
+executing ones (``mnist_grader.autograde``), so the sandboxed run never calls this class again.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool, Float, Int
+
+from mnist_grader.course import CourseError, load_course
+
+#: what the course's nbgrader_config.py sets (as strings: no import while the config loads)
+SANITIZE_PREPROCESSORS: list[str] = []
+AUTOGRADE_PREPROCESSORS = ["mnist_grader.nbgrader_autograde.SandboxedAutograde"]
+#: the instructor's Jupyter server's ``ServerApp.logging_config``. Formgrader shows what its server's
+#: logger records while a command runs, and traitlets keeps that logger at DEBUG (only the console
+#: filters): every request the server logs meanwhile would be in the Autograde log. INFO and up only.
+QUIET_SERVER_LOGGING = {"loggers": {"ServerApp": {"level": "INFO"}}}
+
+
+class SandboxedGradingError(Exception):
+    """The sandboxed grader could not grade a submission; nbgrader reports it as a failed autograde."""
+
+
+@dataclass
+class _GradedSubmission:
+    """The autograded notebooks of one submission, handed to nbgrader one by one."""
+
+    notebooks: dict[str, nbformat.NotebookNode] = field(default_factory=dict)
+
+
+# converter -> (assignment, student) -> what is left to hand over. Keyed by nbgrader's converter, one
+# per `nbgrader autograde` or Formgrader click: each run grades afresh, even in a long-lived server.
+_RUNS: "weakref.WeakKeyDictionary[object, dict[tuple[str, str], _GradedSubmission]]" = \
+    weakref.WeakKeyDictionary()
+
+
+class SandboxedAutograde(Preprocessor):
+    """nbgrader's autograde step, done by ``mnist_grader.autograde`` for the whole submission."""
+
+    # always on, and not configurable: switched off, nbgrader would write ungraded notebooks
+    enabled = Bool(True)
+    wall_seconds = Int(600, help="wall-clock limit for grading one submission").tag(config=True)
+    memory_mb = Int(4096, help="address-space limit of the student's kernel (MiB)").tag(config=True)
+    cpu_seconds = Int(600, help="CPU-time limit of the student's kernel").tag(config=True)
+    gradebook_wait = Float(60.0, help="seconds to wait for another program's lock on the "
+                                      "gradebook").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        """Grade the submission (on its first notebook) and return this notebook as graded.
+
+        Raises:
+            SandboxedGradingError: the submission could not be graded (nbgrader then counts it as
+                failed and says why), or this is not nbgrader's Autograde.
+        """
+        info = resources["nbgrader"]
+        assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
+        converter = self._converter()
+        graded = _RUNS.setdefault(converter, {})
+        key = (assignment, student)
+        if key not in graded:
+            graded[key] = self._grade(converter, assignment, student, info["db_url"])
+        submission = graded[key]
+        if notebook not in submission.notebooks:
+            raise SandboxedGradingError(
+                f"the sandboxed grader wrote no autograded {notebook}.ipynb for {student}: "
+                f"was it submitted under another name?")
+        result = submission.notebooks.pop(notebook)
+        if not submission.notebooks:
+            del graded[key]
+        return result, resources
+
+    def _converter(self):
+        converter = getattr(self.parent, "parent", None)
+        if converter is None or not hasattr(converter, "coursedir"):
+            raise SandboxedGradingError("SandboxedAutograde is a step of nbgrader's Autograde: name "
+                                        "it in c.Autograde.autograde_preprocessors")
+        return converter
+
+    def _grade(self, converter, assignment: str, student: str, db_url: str) -> _GradedSubmission:
+        from mnist_grader.autograde import BWRAP_MISSING, GradingOptions, grade_assignment
+        from mnist_grader.sandbox import Limits, find_bwrap
+
+        try:
+            course = load_course(converter.coursedir.root)
+        except CourseError as exc:
+            raise SandboxedGradingError(str(exc)) from None
+        if course.db_url != db_url:
+            raise SandboxedGradingError(
+                f"nbgrader's gradebook here is {db_url} but the course's nbgrader_config.py in "
+                f"{course.root} names {course.db_url}: configure the gradebook in that file only")
+        if find_bwrap() is None:
+            self.log.warning(BWRAP_MISSING)
+        options = GradingOptions(
+            workers=1, progress=False, fork_server=False, gradebook_wait=self.gradebook_wait,
+            limits=Limits(wall_seconds=self.wall_seconds, memory_mb=self.memory_mb,
+                          cpu_seconds=self.cpu_seconds))
+        self.log.info("Grading %s of %s in the sandbox (mnist_grader), with the hidden tests in "
+                      "a trusted run", assignment, student)
+        try:
+            results = grade_assignment(course, assignment, options, students=[student])
+        except CourseError as exc:
+            raise SandboxedGradingError(str(exc)) from None
+        # (it also grades again any student a killed run had left half-merged)
+        result = next(r for r in results if r.student == student)
+        if not result.ok:
+            raise SandboxedGradingError(f"the sandboxed grader could not grade {student}: "
+                                        f"{result.reason}")
+        status = "HELD at 0 for review" if result.held else "graded"
+        self.log.info("%s: %s/%s, %s in %.1f s (sandbox uid %s)", student, _points(result.score),
+                      _points(result.max_score), status, result.seconds, result.sandbox_uid)
+        for flag in result.flags:
+            self.log.warning("%s flagged for review: %s", student, flag)
+        folder = course.folder("autograded", assignment, student)
+        return _GradedSubmission({path.stem: nbformat.read(str(path), as_version=4)
+                                  for path in sorted(folder.glob("*.ipynb"))})
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def is_configured(config) -> bool:
+    """Whether an nbgrader config sends Autograde through ``SandboxedAutograde``."""
+    autograde = config.get("Autograde", {})
+    return (list(autograde.get("autograde_preprocessors", [])) == AUTOGRADE_PREPROCESSORS
+            and list(autograde.get("sanitize_preprocessors", [None])) == SANITIZE_PREPROCESSORS)
+
+
+def plain_nbgrader_config() -> str:
+    """``nbgrader_config.py`` lines that give ``nbgrader autograde`` back nbgrader's own steps (the
+    student's notebook run in an unsandboxed kernel with the hidden tests in it): for benchmarks and
+    tests that measure plain nbgrader on purpose, never for grading students."""
+    from nbgrader.converters import Autograde
+
+    traits = Autograde.class_traits()
+    lines = ["# plain nbgrader, on purpose (mnist_grader.nbgrader_autograde.plain_nbgrader_config)"]
+    for name in ("sanitize_preprocessors", "autograde_preprocessors"):
+        steps = [f"{step.__module__}.{step.__name__}" for step in traits[name].default()]
+        lines.append(f"c.Autograde.{name} = {steps!r}")
+    return "\n" + "\n".join(lines) + "\n"

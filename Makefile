@@ -85,8 +85,10 @@ publish: release exchange  ## release mnist_mlp into the course's exchange, wher
 # The instructor's JupyterLab (LAB_ARGS passes options on, e.g. LAB_ARGS="--port 9999 --no-browser").
 # Run from the course folder, so nbgrader's extensions read ./nbgrader_config.py. Nobody works in
 # release/: it is regenerated here; students work in their own folder (make student).
+# Formgrader's Autograde log shows what the server's logger records meanwhile: INFO and up only.
 lab: publish  ## the instructor's JupyterLab in the course: Formgrader, Create Assignment, Validate
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/jupyter lab --notebook-dir=. \
+		"--ServerApp.logging_config=$$($(BIN)/python -c 'from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING as q; print(q)')" \
 		$$(test "$$(id -u)" = 0 && echo --allow-root) $(LAB_ARGS)
 
 # A student's side on one machine: a folder outside the course with its own environment (the

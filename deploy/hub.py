@@ -13,6 +13,7 @@ its GECOS field, and a name that is taken by anybody else is refused at start.
 
 The hub's folder (default ``build/hub``):
     settings.json    ports, users, environments (read by hub/jupyterhub_config.py)
+    instructor-env/  the instructor's environment: the students' one plus the grader (deploy.instructor_env)
     passwords.txt    the generated logins (mode 600)
     state/           JupyterHub's database, cookie secret, PID files (mode 700)
     exchange/        nbgrader's exchange, shared by all users (mode 777, as nbgrader asks)
@@ -76,6 +77,7 @@ class HubSettings:
     hub_port: int
     proxy_api_port: int
     mnist_root: str | None = None
+    instructor_env: str = ""  # the instructor's server runs from here (the grader for Formgrader)
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -97,7 +99,8 @@ class HubSettings:
                    proxy=str(proxy.resolve()),
                    instructor=f"{prefix}instructor", students=students,
                    port=port or free_port(), hub_port=free_port(), proxy_api_port=free_port(),
-                   mnist_root=os.environ.get("MNIST_ROOT"))
+                   mnist_root=os.environ.get("MNIST_ROOT"),
+                   instructor_env=str((hub_dir / "instructor-env").resolve()))
 
     @property
     def users(self) -> list[str]:
@@ -210,11 +213,15 @@ def run_as(user: str, settings: HubSettings, cmd: list[str], cwd: Path, what: st
 
 def nbgrader_user_config(settings: HubSettings, course_root: Path | None = None) -> str:
     """A user's ~/.jupyter/nbgrader_config.py: the course and the shared exchange (and, for the
-    instructor, the course folder the Formgrader manages)."""
+    instructor, the course folder the Formgrader manages, with that course's own nbgrader_config.py:
+    Formgrader's server runs in the home folder, where nbgrader would not read it, and it says how
+    to autograde (in the sandbox) and what feedback leaves out)."""
     lines = ["# Written by `make hub`: this hub's course and its shared exchange.",
-             "c = get_config()  # noqa: F821",
-             f"c.CourseDirectory.course_id = {settings.course_id!r}",
-             f"c.Exchange.root = {str(settings.exchange)!r}"]
+             "c = get_config()  # noqa: F821"]
+    if course_root is not None:
+        lines.append(f"load_subconfig({str(course_root / 'nbgrader_config.py')!r})  # noqa: F821")
+    lines += [f"c.CourseDirectory.course_id = {settings.course_id!r}",
+              f"c.Exchange.root = {str(settings.exchange)!r}"]
     if course_root is not None:
         lines.append(f"c.CourseDirectory.root = {str(course_root)!r}")
     return "\n".join(lines) + "\n"
@@ -226,14 +233,17 @@ def server_config(instructor: bool) -> dict:
     JupyterHub's single-user servers forbid being framed at all (``frame-ancestors 'none'``), but
     JupyterLab shows nbgrader's Formgrader in a frame of the same server: allow same-origin frames.
     For the instructor, nbgrader's instructor extensions are switched back on (the shared
-    environment has them off; the user's own config outranks the environment's).
+    environment has them off; the user's own config outranks the environment's), and the server's
+    logger records INFO and up only (Formgrader's Autograde log is what it records meanwhile).
     """
     from deploy.student_env import INSTRUCTOR_SERVER_EXTENSIONS
+    from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
 
     config = {"ServerApp": {"tornado_settings": {"headers": {
         "Content-Security-Policy": "frame-ancestors 'self'"}}}}
     if instructor:
         config["ServerApp"]["jpserver_extensions"] = {name: True for name in INSTRUCTOR_SERVER_EXTENSIONS}
+        config["ServerApp"]["logging_config"] = QUIET_SERVER_LOGGING
     return config
 
 
@@ -406,6 +416,10 @@ def start(settings: HubSettings) -> None:
                   json.dumps({"fetchNews": "false", "checkForUpdates": False}), user)
         _chown_tree(home, user)  # the folders made on the way belong to the user too
     set_up_course(settings)
+    from deploy.instructor_env import build_instructor_env
+
+    build_instructor_env(Path(settings.instructor_env), settings.instructor_course / "grader")
+    _chown_tree(settings.instructor_course, settings.instructor)  # what the editable install wrote
     settings.save()
     passwords = hub_dir / "passwords.txt"
     passwords.touch(mode=0o600)

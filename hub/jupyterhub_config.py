@@ -8,7 +8,9 @@ uses them:
   install); only the course's users are allowed; the instructor is the hub's admin.
 - servers: JupyterHub's LocalProcessSpawner starts each user's `jupyterhub-singleuser` as that
   user, in their home, from the users' environment (the student environment: Formgrader, Create
-  Assignment and Course List switched off). The instructor's own Jupyter config switches them on
+  Assignment and Course List switched off), the instructor's from the instructor's environment (the
+  same plus the grader, so that Formgrader's Autograde runs the sandboxed grader). The instructor's
+  own Jupyter config switches them on
   ("one class, one grader" in nbgrader's JupyterHub guide: the instructor's
   ~/.jupyter/nbgrader_config.py names the course folder, ~/mnist-course).
 - the proxy: the configurable-http-proxy npm package, started and stopped by the hub; everything
@@ -52,3 +54,18 @@ c.Spawner.environment = {
     # The kernels read MNIST from here (no download on a machine without network).
     **({"MNIST_ROOT": settings["mnist_root"]} if settings.get("mnist_root") else {}),
 }
+
+instructor_env = Path(settings["instructor_env"]) if settings.get("instructor_env") else None
+
+
+def instructor_server_from_instructor_env(spawner):
+    """The instructor's server runs from the instructor's environment (with the grader); the
+    students' servers from theirs, which never has it."""
+    if instructor_env is None or spawner.user.name != settings["instructor"]:
+        return
+    spawner.cmd = [str(instructor_env / "bin" / "jupyterhub-singleuser")]
+    spawner.environment = {**spawner.environment,
+                           "PATH": f"{instructor_env / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
+
+
+c.Spawner.pre_spawn_hook = instructor_server_from_instructor_env

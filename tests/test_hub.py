@@ -30,7 +30,7 @@ VENV = Path(sys.prefix)
 STUDENT_ENV = REPO / "build" / "student-env"  # shared with the browser tests
 NODE_DIR = REPO / "build" / "node"
 COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
-                "notebooks", "deploy", "helpers", "hub")
+                "notebooks", "deploy", "helpers", "hub", "grader")
 SERVER_START_TIMEOUT_S = 180
 ASSIGNMENT = "mnist_mlp"
 
@@ -112,6 +112,28 @@ def prerequisites():
         _skip_or_fail("requests is missing (it comes with jupyterhub: make venv)")
 
 
+def _formgrader_autograde_is_sandboxed(teacher, url: str, instructor: str) -> None:
+    """An example submission (the untouched release) in the instructor's course, autograded by
+    Formgrader's API: the sandboxed grader ran, 0 points, a short log."""
+    course = Path(pwd.getpwnam(instructor).pw_dir) / "mnist-course"
+    student = "example-blank"
+    subprocess.run([sys.executable, "-m", "mnist_grader", "examples", "--assignment", ASSIGNMENT,
+                    "--only", student, "--course-dir", str(course)], check=True, capture_output=True)
+    entry = pwd.getpwnam(instructor)
+    for root, dirs, files in os.walk(course / "submitted"):
+        for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+            os.chown(name, entry.pw_uid, entry.pw_gid)
+    reply = teacher.post(f"{url}/user/{instructor}/formgrader/api/submission/{ASSIGNMENT}/{student}/autograde",
+                         headers={"X-XSRFToken": teacher.cookies.get("_xsrf", path=f"/user/{instructor}/")},
+                         timeout=600)
+    assert reply.status_code == 200, f"Formgrader's autograde: {reply.status_code} {reply.text[:500]}"
+    result = reply.json()
+    log = result.get("log", "")
+    assert result["success"], result
+    assert "in the sandbox (mnist_grader)" in log and f"{student}: 0/" in log, log
+    assert len(log) < 8000 and "has changed" not in log, log
+
+
 def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
     import requests
 
@@ -155,6 +177,9 @@ def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
         servers = [p for p in _uid_processes({uid}) if "jupyterhub-singleuser" in p]
         assert servers, f"no jupyterhub-singleuser runs as {student} (uid {uid})"
         assert str(STUDENT_ENV) in servers[0], f"the student's server is not the student environment: {servers}"
+        no_grader = subprocess.run([str(STUDENT_ENV / "bin" / "python"), "-c", "import mnist_grader"],
+                                   capture_output=True)
+        assert no_grader.returncode != 0, "the students' environment has the grader"
 
         # What the student's server offers: the assignment to fetch, no Formgrader, nobody else's server.
         listing = session.get(f"{url}/user/{student}/assignments", params={"course_id": settings["course_id"]})
@@ -176,6 +201,11 @@ def test_hub_runs_students_as_their_own_users_and_cleans_up(prerequisites):
         assignments = teacher.get(f"{url}/user/{instructor}/formgrader/api/assignments")
         assert assignments.status_code == 200, f"the instructor's Formgrader: {assignments.status_code}"
         assert ASSIGNMENT in [a["name"] for a in assignments.json()], assignments.text[:500]
+        teacher_servers = [p for p in _uid_processes({pwd.getpwnam(instructor).pw_uid})
+                           if "jupyterhub-singleuser" in p]
+        assert teacher_servers and settings["instructor_env"] in teacher_servers[0], teacher_servers
+        # Formgrader's Autograde button grades in the sandbox (the grader in the instructor's env).
+        _formgrader_autograde_is_sandboxed(teacher, url, instructor)
         # JupyterLab shows Formgrader in a frame: the page must allow a same-origin frame.
         policy = teacher.get(f"{url}/user/{instructor}/formgrader").headers.get("Content-Security-Policy", "")
         assert "frame-ancestors 'self'" in policy, f"Formgrader cannot be shown in JupyterLab: {policy!r}"

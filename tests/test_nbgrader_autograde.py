@@ -37,6 +37,7 @@ STUDENTS = [HONEST, MISTAKE, KERNEL_CHEAT] + ([READ_CHEAT] if HAVE_BWRAP else []
 # graded through Formgrader's HTTP API
 FORMGRADER_STUDENTS = [HONEST, KERNEL_CHEAT]
 AUTOGRADED_POINTS = 5  # the fixture's autograded points (one more is graded by hand)
+LINKED_SECRET = "LINKED-SECRET-OUTSIDE-THE-SUBMISSION"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,10 @@ def autograded_score(scores: dict[str, tuple]) -> float:
 def by_nbgrader(tmp_path_factory, jupyter_env):
     """(course, completed process) of `nbgrader autograde tiny --force` with the course's settings."""
     course = course_with(tmp_path_factory.mktemp("nbgrader"), STUDENTS, course_autograde_settings())
+    # a file outside the submission, linked from it: nbgrader copies it (following the link)
+    outside = course.parent / "outside.txt"
+    outside.write_text(LINKED_SECRET)
+    (course / "submitted" / MISTAKE / "tiny" / "linked.txt").symlink_to(outside)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "tiny", "--force"],
                           cwd=course, env=jupyter_env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -136,6 +141,14 @@ def test_no_hidden_test_reaches_the_autograded_notebooks(by_nbgrader):
     for student in STUDENTS:
         text = (course / "autograded" / student / "tiny" / "tiny.ipynb").read_text()
         assert not leaks(text, secrets), student
+
+
+def test_autograded_folders_hold_what_the_sandboxed_grader_published(by_nbgrader):
+    course, proc = by_nbgrader
+    for student in STUDENTS:
+        folder = course / "autograded" / student / "tiny"
+        assert sorted(p.name for p in folder.iterdir()) == ["timestamp.txt", "tiny.ipynb"], student
+    assert "left out linked.txt: a symbolic link" in proc.stdout + proc.stderr  # flagged
 
 
 def test_nbgrader_autograde_log_is_short(by_nbgrader):

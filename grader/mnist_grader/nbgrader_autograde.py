@@ -14,11 +14,18 @@ wrote, one per call, and nbgrader writes them where they already are. The list h
 in the real course (the scratch course restores cells from a gradebook without hidden tests), so
 no hidden test is ever put into a notebook here.
 
+What this cannot change: before any configurable step, nbgrader copies the student's other files
+(not the notebooks) into ``autograded/`` as the instructor, following links. This step removes them
+again (the sandboxed grader publishes notebooks and the timestamp only, and flags the links), but
+the copy has happened: a link to a huge or endless file (``/dev/zero``) fills the disk there.
+``python -m mnist_grader autograde`` never follows a link (``mnist_grader.intake``).
+
 The scratch course's own ``nbgrader_config.py`` sets the preprocessor lists back to nbgrader's
 executing ones (``mnist_grader.autograde``), so the sandboxed run never calls this class again.
 """
 from __future__ import annotations
 
+import shutil
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +139,23 @@ class SandboxedAutograde(Preprocessor):
         for flag in result.flags:
             self.log.warning("%s flagged for review: %s", student, flag)
         folder = course.folder("autograded", assignment, student)
+        _keep_only_published(folder)
         return _GradedSubmission({path.stem: nbformat.read(str(path), as_version=4)
                                   for path in sorted(folder.glob("*.ipynb"))})
+
+
+def _keep_only_published(folder: Path) -> None:
+    """Remove from an autograded folder what nbgrader copied there itself before this step: the
+    student's other files (followed through links: nbgrader reads them as the instructor) and the
+    source's, which the sandboxed grader never publishes. Left: its notebooks and timestamp."""
+    for entry in folder.iterdir():
+        if entry.suffix == ".ipynb" and entry.is_file() and not entry.is_symlink() \
+                or entry.name == "timestamp.txt":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _points(value: float | None) -> str:

@@ -58,9 +58,26 @@ def _run(cmd: list[str], what: str) -> None:
                               f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
 
-def requirements_digest() -> str:
+# On a JupyterHub every user's server is `jupyterhub-singleuser`, from the `jupyterhub` package
+# (pinned with the instructor's tools: a student's own install never needs it).
+HUB_REQUIREMENTS = REPO / "requirements" / "instructor.txt"
+HUB_PACKAGE = "jupyterhub"
+
+
+def requirements_digest(for_hub: bool = False) -> str:
     """What the installed packages depend on: the pins (the helpers are reinstalled every time)."""
-    return hashlib.sha256(b"".join(path.read_bytes() for path in REQUIREMENTS)).hexdigest()
+    pins = b"".join(path.read_bytes() for path in REQUIREMENTS)
+    if for_hub:
+        pins += _hub_pin().encode()
+    return hashlib.sha256(pins).hexdigest()
+
+
+def _hub_pin() -> str:
+    pins = [line.strip() for line in HUB_REQUIREMENTS.read_text().splitlines()
+            if line.startswith(f"{HUB_PACKAGE}==")]
+    if len(pins) != 1:
+        raise StudentEnvError(f"{HUB_REQUIREMENTS} must pin {HUB_PACKAGE} exactly once")
+    return pins[0]
 
 
 def _torch_pin() -> str:
@@ -124,12 +141,16 @@ def build_helpers_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
-def build_student_env(env_dir: Path) -> Path:
+def build_student_env(env_dir: Path, for_hub: bool = False) -> Path:
     """Create (or bring up to date) the student environment at ``env_dir``.
 
     The pinned requirements are installed once (torch first, alone: a bare torch requirement pulls a
     CUDA build) and again only when requirements/student.txt or lab.txt change; the helpers wheel and the extension
     switches are applied every time, so a changed ``helpers/`` reaches students.
+
+    Args:
+        env_dir: folder of the virtual environment.
+        for_hub: also install ``jupyterhub`` (the users' servers on a hub are its single-user server).
 
     Returns:
         The environment's ``bin`` folder.
@@ -146,12 +167,14 @@ def build_student_env(env_dir: Path) -> Path:
     if not python.exists():
         _run([str(base), "-m", "venv", str(env_dir)], "creating the virtual environment")
     stamp = env_dir / STAMP
-    if not stamp.is_file() or stamp.read_text().strip() != requirements_digest():
+    if not stamp.is_file() or stamp.read_text().strip() != requirements_digest(for_hub):
         pip = [str(python), "-m", "pip", "install", "-q"]
         _run(pip + [_torch_pin()], "installing torch")
         _run(pip + [arg for path in REQUIREMENTS for arg in ("-r", str(path))],
              "installing the pinned requirements")
-        stamp.write_text(requirements_digest() + "\n")
+        if for_hub:
+            _run(pip + [_hub_pin()], "installing JupyterHub's single-user server")
+        stamp.write_text(requirements_digest(for_hub) + "\n")
     with tempfile.TemporaryDirectory(prefix="helpers-wheel-") as tmp:
         wheel = build_helpers_wheel(Path(tmp))
         _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],

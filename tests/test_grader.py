@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnist_grader.sandbox import find_bwrap
+from mnist_grader.grading.sandbox import find_bwrap
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "tiny_course"
@@ -324,7 +324,7 @@ def test_merge_is_one_transaction(tmp_path, monkeypatch):
     """A failure in the middle of a merge leaves the real gradebook exactly as it was."""
     from nbgrader.api import Gradebook
 
-    from mnist_grader import merge
+    from mnist_grader.grading import merge
     from mnist_grader.course import load_course
 
     course = tiny_course(tmp_path)
@@ -359,7 +359,7 @@ def test_merge_is_one_transaction(tmp_path, monkeypatch):
 # fast unit tests
 # --------------------------------------------------------------------------------------------------
 def test_scan_flags_machinery_in_extra_cells_but_not_honest_code(tmp_path):
-    from mnist_grader.scan import machinery_flags
+    from mnist_grader.grading.scan import machinery_flags
 
     answer = {"nbgrader": {"grade_id": "softmax", "solution": True, "grade": False, "locked": False}}
     nb = nbformat.v4.new_notebook(cells=[

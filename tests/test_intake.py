@@ -1,4 +1,4 @@
-"""mnist_grader.intake: a submission is copied as plain data, links and special files are refused.
+"""mnist_grader.grading.intake: a submission is copied as plain data, links and special files are refused.
 
 Small generated submissions (links, FIFOs, sockets, hard links, caps) for the unit tests; one end to
 end run with the real grader on the tiny fixture course shows that a submission full of links is
@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnist_grader.intake import IntakeError, IntakeLimits, copy_submission
+from mnist_grader.grading.intake import IntakeError, IntakeLimits, copy_submission
 
 
 def submission(tmp_path: Path) -> Path:

@@ -4,7 +4,7 @@ nbgrader builds its Autograde converter itself (the ``autograde`` command and ``
 Formgrader calls, both name the class), so the hook is the converter's configurable preprocessor
 lists. With ``SANITIZE_PREPROCESSORS`` and ``AUTOGRADE_PREPROCESSORS`` in the course's
 ``nbgrader_config.py`` nbgrader never executes a student's notebook itself: for the first notebook
-of a submission ``SandboxedAutograde`` runs ``mnist_grader.autograde.grade_assignment`` for that
+of a submission ``SandboxedAutograde`` runs ``mnist_grader.grading.pool.grade_assignment`` for that
 (assignment, student), which is what ``python -m mnist_grader autograde --student ID`` does (the
 scratch course, the student's kernel in its sandbox with the visible tests only, the trusted run of
 the whole test cells outside it, the merge into the real gradebook with the lower of both verdicts
@@ -18,10 +18,10 @@ What this cannot change: before any configurable step, nbgrader copies the stude
 (not the notebooks) into ``autograded/`` as the instructor, following links. This step removes them
 again (the sandboxed grader publishes notebooks and the timestamp only, and flags the links), but
 the copy has happened: a link to a huge or endless file (``/dev/zero``) fills the disk there.
-``python -m mnist_grader autograde`` never follows a link (``mnist_grader.intake``).
+``python -m mnist_grader autograde`` never follows a link (``mnist_grader.grading.intake``).
 
 The scratch course's own ``nbgrader_config.py`` sets the preprocessor lists back to nbgrader's
-executing ones (``mnist_grader.autograde``), so the sandboxed run never calls this class again.
+executing ones (``mnist_grader.grading.pool``), so the sandboxed run never calls this class again.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ _RUNS: "weakref.WeakKeyDictionary[object, dict[tuple[str, str], _GradedSubmissio
 
 
 class SandboxedAutograde(Preprocessor):
-    """nbgrader's autograde step, done by ``mnist_grader.autograde`` for the whole submission."""
+    """nbgrader's autograde step, done by ``mnist_grader.grading.pool`` for the whole submission."""
 
     # always on, and not configurable: switched off, nbgrader would write ungraded notebooks
     enabled = Bool(True)
@@ -105,8 +105,8 @@ class SandboxedAutograde(Preprocessor):
         return converter
 
     def _grade(self, converter, assignment: str, student: str, db_url: str) -> _GradedSubmission:
-        from mnist_grader.autograde import BWRAP_MISSING, GradingOptions, grade_assignment
-        from mnist_grader.sandbox import Limits, find_bwrap
+        from mnist_grader.grading.pool import BWRAP_MISSING, GradingOptions, grade_assignment
+        from mnist_grader.grading.sandbox import Limits, find_bwrap
 
         try:
             course = load_course(converter.coursedir.root)

@@ -1,7 +1,7 @@
 """Start one trusted run in its sandbox and collect its verdicts (runs in the grading parent).
 
 The runner (``mnist_grader.trusted.runner``) executes student definitions, so it gets the same kind
-of wall as the student's kernel (``mnist_grader.sandbox``): a bubblewrap view built from a whitelist
+of wall as the student's kernel (``mnist_grader.grading.sandbox``): a bubblewrap view built from a whitelist
 (system folders, the Python install, the course's packages, the data; all read-only), a private
 size-limited /tmp, no network, its own pid namespace, rlimits and an unprivileged uid. Unlike the
 kernel it sees no student file at all: the definitions arrive on stdin with the job. Verdicts come
@@ -25,7 +25,7 @@ from pathlib import Path
 from traitlets import Float, List, Unicode, default
 from traitlets.config import Configurable
 
-from mnist_grader.sandbox import DROP_PRIVILEGES, KernelSettings, Limits, _SYSTEM_DIRS, \
+from mnist_grader.grading.sandbox import DROP_PRIVILEGES, KernelSettings, Limits, _SYSTEM_DIRS, \
     kernel_environment
 from mnist_grader.trusted.job import NotebookJob
 

@@ -5,12 +5,12 @@ scratch folder, a scratch gradebook holding only the assignment's definitions (t
 every student removed), the non-notebook files of ``source/<assignment>`` (nbgrader copies those over
 the submission; the source NOTEBOOKS are not copied: autograde restores test cells from the
 gradebook), and the student's submission. It then runs the real ``nbgrader autograde ASSIGNMENT
---student ID`` there (as a child of a fork server that imported nbgrader once, ``mnist_grader.zygote``,
-or with ``fork_server=False`` as a fresh process), inside ``mnist_grader.sandbox.grader_view``; nbgrader
+--student ID`` there (as a child of a fork server that imported nbgrader once, ``mnist_grader.grading.zygote``,
+or with ``fork_server=False`` as a fresh process), inside ``mnist_grader.grading.sandbox.grader_view``; nbgrader
 starts the student's kernel
-through a kernelspec that puts it in ``mnist_grader.sandbox.kernel_view`` (see that module for the
+through a kernelspec that puts it in ``mnist_grader.grading.sandbox.kernel_view`` (see that module for the
 threat model). When it finishes, the parent, the only writer of the real gradebook, merges the
-scratch results in one transaction (``mnist_grader.merge``) and copies the autograded notebooks back.
+scratch results in one transaction (``mnist_grader.grading.merge``) and copies the autograded notebooks back.
 """
 from __future__ import annotations
 
@@ -35,23 +35,23 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from mnist_grader.course import Course, CourseError, jupyter_env
-from mnist_grader.gradebook_lock import check_writable, is_locked_error, wait_until_unlocked
-from mnist_grader.intake import IntakeLimits, copy_submission
-from mnist_grader.kernel_launcher import readable_by_all
-from mnist_grader.merge import kernel_scores, merge_submission, record_failure
-from mnist_grader.output_cap import AUTOGRADE_PREPROCESSORS
-from mnist_grader.recovery import (discard_staged, mark_owner, publish_staged, reconcile,
+from mnist_grader.grading.gradebook_lock import check_writable, is_locked_error, wait_until_unlocked
+from mnist_grader.grading.intake import IntakeLimits, copy_submission
+from mnist_grader.grading.kernel_launcher import readable_by_all
+from mnist_grader.grading.merge import kernel_scores, merge_submission, record_failure
+from mnist_grader.grading.output_cap import AUTOGRADE_PREPROCESSORS
+from mnist_grader.grading.recovery import (discard_staged, mark_owner, publish_staged, reconcile,
                                  remove_dead_runs, staging_folder)
-from mnist_grader.sandbox import KernelSettings, Limits, find_bwrap, grader_view, python_install_paths
-from mnist_grader.scan import machinery_flags
-from mnist_grader.student_ids import student_id_problem
+from mnist_grader.grading.sandbox import KernelSettings, Limits, find_bwrap, grader_view, python_install_paths
+from mnist_grader.grading.scan import machinery_flags
+from mnist_grader.grading.student_ids import student_id_problem
 from mnist_grader.trusted.annotate import annotate_notebook
 from mnist_grader.trusted.hidden import hidden_test_delimiters, strip_hidden_tests
 from mnist_grader.trusted.job import NotebookJob, build_notebook_job, lab_imports
 from mnist_grader.trusted.launch import TrustedReport, TrustedRun, TrustedRunSettings, \
     TrustedServer, run_trusted
-from mnist_grader.uids import UidClaim, claim_sandbox_uid
-from mnist_grader.zygote import ForkServer
+from mnist_grader.grading.uids import UidClaim, claim_sandbox_uid
+from mnist_grader.grading.zygote import ForkServer
 
 KERNEL_NAME = "mnist-grader-sandbox"
 #: course packages the student's notebooks import (shown read-only to the kernel, with their data/)
@@ -79,7 +79,7 @@ class GradeResult:
     scratch: Path | None = None
     jobs: list[NotebookJob] = field(default_factory=list)
     trusted: TrustedReport | None = None
-    sandbox_uid: int | None = None  # the uid its kernel and trusted run ran as (mnist_grader.uids)
+    sandbox_uid: int | None = None  # the uid its kernel and trusted run ran as (mnist_grader.grading.uids)
 
 
 @dataclass
@@ -95,8 +95,8 @@ class GradingOptions:
         keep_scratch: leave scratch folders for inspection.
         progress: show a progress bar.
         fork_server: run nbgrader's autograde in children of one fork server (nbgrader imported
-            once) instead of one fresh nbgrader process per submission; see mnist_grader.zygote.
-        intake: caps on a submission's files (see mnist_grader.intake).
+            once) instead of one fresh nbgrader process per submission; see mnist_grader.grading.zygote.
+        intake: caps on a submission's files (see mnist_grader.grading.intake).
         gradebook_wait: seconds to wait for another program's lock on the gradebook.
     """
 
@@ -159,8 +159,8 @@ def kernel_readonly_paths(course: Course, extra: list[str]) -> list[str]:
 
 def grader_readonly_paths(course: Course, kernel_paths: list[str]) -> list[str]:
     """What the nbgrader process must see of the (otherwise hidden) course folder: the tools."""
-    instructor_pkg = str(Path(__file__).resolve().parent)
-    return sorted(set(kernel_paths + [instructor_pkg]))
+    grader_package = str(Path(__file__).resolve().parent.parent)  # mnist_grader, trusted/ included
+    return sorted(set(kernel_paths + [grader_package]))
 
 
 class Grader:
@@ -226,7 +226,7 @@ class Grader:
                         ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
         shutil.copy(self.template, course_dir / "gradebook.db")
         overrides = f"""
-# ---- mnist_grader.autograde: this is a scratch course for one student --------------------------------
+# ---- mnist_grader.grading.pool: this is a scratch course for one student --------------------------------
 c.CourseDirectory.root = {str(course_dir)!r}
 c.CourseDirectory.db_url = {"sqlite:///" + str(course_dir / "gradebook.db")!r}
 c.CourseDirectory.course_id = {self.course.course_id!r}
@@ -237,7 +237,7 @@ c.KernelManager.ip = {str(scratch / "ipc" / "k")!r}
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
-    "nbgrader.preprocessors.OverwriteKernelspec", "mnist_grader.restore.RestoreDeletedCells",
+    "nbgrader.preprocessors.OverwriteKernelspec", "mnist_grader.grading.restore.RestoreDeletedCells",
     "nbgrader.preprocessors.CheckCellMetadata"]
 c.Autograde.autograde_preprocessors = {AUTOGRADE_PREPROCESSORS!r}
 """
@@ -263,7 +263,7 @@ c.Autograde.autograde_preprocessors = {AUTOGRADE_PREPROCESSORS!r}
         settings.save(scratch / "kernel-settings.json")
         spec_dir = Path(env["JUPYTER_DATA_DIR"]) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
-        spec = {"argv": [sys.executable, "-m", "mnist_grader.kernel_launcher",
+        spec = {"argv": [sys.executable, "-m", "mnist_grader.grading.kernel_launcher",
                          str(scratch / "kernel-settings.json"), "{connection_file}"],
                 "display_name": "Python 3 (grading sandbox)", "language": "python",
                 "interrupt_mode": "message"}
@@ -595,7 +595,7 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
     """Grade all (or the given) submissions of ``assignment``; warn loudly when there is no sandbox.
 
     Before grading: the gradebook must be writable (else nothing is graded), another program's lock
-    on it is waited for, what a killed run left is repaired (``mnist_grader.recovery``), and student
+    on it is waited for, what a killed run left is repaired (``mnist_grader.grading.recovery``), and student
     ids nbgrader cannot take are refused with the reason (the others are graded).
 
     Raises:

@@ -101,7 +101,7 @@ class ForkServer:
 
     def __init__(self, prefix: list[str], env: dict[str, str], log_path: str, preexec_fn=None):
         with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(prefix + [sys.executable, "-m", "mnist_grader.zygote"],
+            self.proc = subprocess.Popen(prefix + [sys.executable, "-m", "mnist_grader.grading.zygote"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=log, env=env, start_new_session=True,
                                          preexec_fn=preexec_fn)

@@ -22,7 +22,7 @@ from nbgrader.preprocessors import Execute
 
 #: nbgrader's autograde preprocessors (0.9.6) with ``Execute`` replaced by ``CappedExecute``
 AUTOGRADE_PREPROCESSORS = [
-    "mnist_grader.output_cap.CappedExecute",
+    "mnist_grader.grading.output_cap.CappedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

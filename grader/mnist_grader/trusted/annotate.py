@@ -42,4 +42,6 @@ def annotate_notebook(path: Path, report: TrustedReport, held: list[str]) -> Non
         cell.outputs.append(nbformat.v4.new_output(
             "display_data", data={"text/markdown": text, "text/plain": text},
             metadata={MARK: True}))
+    # nbgrader leaves its output read-only (0444): only root could write over it as it is
+    path.chmod(0o644)
     nbformat.write(nb, str(path))

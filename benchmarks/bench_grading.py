@@ -123,13 +123,13 @@ def main() -> None:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
     from mnist_grader.grading.pool import GradingOptions, grade_assignment
-    from mnist_grader.course import jupyter_env, load_course
+    from mnist_grader.course import load_course
+    from mnist_grader.jupyter_env import private_dirs
     from mnist_grader.grading.sandbox import find_bwrap
 
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         tmp = Path(tmp)
-        os.environ.update({k: v for k, v in jupyter_env(tmp / "env").items()
-                           if k.startswith(("JUPYTER", "IPYTHON", "MPL", "XDG"))})
+        os.environ.update(private_dirs(tmp / "env"))
         base_course, assignment = make_course(tmp / "baseline", args.smoke)
         ours_course, _ = make_course(tmp / "ours", args.smoke)
         students = submissions(base_course, assignment, count)

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.test_grader import grader_cli, needs_bwrap, tiny_course
+from tests.grader_course import grader_cli, needs_bwrap, tiny_course
 
 REFERENCE = "example-reference"
 

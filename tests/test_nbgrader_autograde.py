@@ -27,8 +27,9 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
 
-from test_grader import (HAVE_BWRAP, grader_cli, hidden_test_lines, leaks, needs_bwrap,  # noqa: F401
-                         private_jupyter_dirs, tiny_course)
+from grader_course import (HAVE_BWRAP, grader_cli, needs_bwrap, private_jupyter_dirs,  # noqa: F401
+                           tiny_course)
+from test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
 HONEST, MISTAKE, KERNEL_CHEAT, READ_CHEAT = ("example-reference", "mistake-squares-abs",

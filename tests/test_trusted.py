@@ -123,7 +123,7 @@ def trusted(course, tmp_path: Path, notebooks, cell_timeout: float = 60.0, serve
 
 
 def trusted_settings(course) -> TrustedRunSettings:
-    from mnist_grader.grading.pool import grader_readonly_paths, kernel_readonly_paths
+    from mnist_grader.grading.scratch import grader_readonly_paths, kernel_readonly_paths
 
     readonly = grader_readonly_paths(course, kernel_readonly_paths(course, []))
     return TrustedRunSettings(python=sys.executable, readonly=readonly, bwrap=find_bwrap(),

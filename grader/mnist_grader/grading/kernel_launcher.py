@@ -1,4 +1,5 @@
-"""The kernelspec entry point that starts a student's kernel inside its sandbox.
+"""Runs in the kernel's launcher process (started by nbgrader, before the sandbox): the kernelspec
+entry point that starts a student's kernel inside its sandbox.
 
 nbgrader (through nbclient and jupyter_client) starts kernels from a kernelspec. The scratch course of
 each submission gets a kernelspec whose argv is::
@@ -86,7 +87,7 @@ def nproc_limit(settings: KernelSettings) -> int:
     As root the kernel becomes its own uid, so the limit is the kernel's budget. As an ordinary user
     the count includes the user's other processes, so the budget goes on top of what is running now.
     """
-    budget = settings.limits["processes"]
+    budget = settings.limits.processes
     if os.getuid() == 0:
         return budget
     running = sum(1 for p in Path("/proc").iterdir()
@@ -145,9 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _rlimits(settings: KernelSettings) -> dict[str, int]:
-    from mnist_grader.grading.sandbox import Limits
-
-    limits = Limits(**settings.limits).rlimits()
+    limits = settings.limits.rlimits()
     limits["RLIMIT_NPROC"] = nproc_limit(settings)
     return limits
 

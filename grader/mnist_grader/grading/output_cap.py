@@ -1,4 +1,6 @@
-"""Caps on what a student's notebook may print, enforced while nbgrader runs it.
+"""Runs in the ``nbgrader autograde`` process: caps on what a student's notebook may print.
+
+They are enforced while nbgrader runs the notebook.
 
 nbgrader keeps every output message of the kernel in memory and writes it into the autograded
 notebook and the feedback page: 200 MB printed becomes a 210 MB notebook, 1 GB takes nbgrader to

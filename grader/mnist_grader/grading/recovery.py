@@ -1,4 +1,6 @@
-"""Grading and the gradebook merge as one unit, whatever moment the grading command is killed at.
+"""Runs in the grading command (the parent): what a killed grading run left, found and repaired.
+
+Grading and the gradebook merge act as one unit, whatever moment the grading command is killed at.
 
 The grader writes two things per student: rows in ``gradebook.db`` (one transaction,
 ``mnist_grader.grading.merge``) and the autograded notebooks in ``autograded/<student>/<assignment>/``. They

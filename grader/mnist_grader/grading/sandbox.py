@@ -1,4 +1,5 @@
-"""Sandboxes for grading: what a student's code may see, write and spend.
+"""Runs in the grading command (the parent), which builds the sandboxes' command lines: what a
+student's code may see, write and spend (``DROP_PRIVILEGES`` runs inside the kernel's sandbox).
 
 Threat model (the honest version).
 
@@ -79,6 +80,8 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from mnist_grader.jupyter_env import private_dirs
 
 #: Where the kernel's sandbox shows the prepared working files (read-only) for the shim to copy
 #: into the kernel's own size-limited working folder before it drops root.
@@ -184,7 +187,7 @@ def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:
         cwd: the folder nbgrader runs the notebook in; the kernel sees its private work folder there.
     """
     # the private /tmp first: the working folders shown below may live under the host's /tmp
-    argv = [bwrap, "--size", str(settings.limits["tmp_mb"] * 2**20), "--perms", "1777",
+    argv = [bwrap, "--size", str(settings.limits.tmp_mb * 2**20), "--perms", "1777",
             "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
     shown = [p for p in _SYSTEM_DIRS + settings.readonly + [cwd, settings.ipc_dir]
              if os.path.exists(p)]
@@ -198,7 +201,7 @@ def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:
             argv += ["--ro-bind", path, path]
     # its working folder: a tmpfs of its own (what it writes never reaches the host's disk), filled
     # by the shim from a read-only view of the prepared files
-    argv += ["--size", str(settings.limits.get("work_mb", 256) * 2**20), "--perms", "0755",
+    argv += ["--size", str(settings.limits.work_mb * 2**20), "--perms", "0755",
              "--tmpfs", cwd, "--ro-bind", settings.workdir, STAGING_MOUNT,
              "--bind", settings.ipc_dir, settings.ipc_dir,
              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -213,10 +216,8 @@ def kernel_environment(settings: "KernelSettings") -> dict[str, str]:
     env = {
         "PATH": os.path.dirname(settings.python) + ":/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-        "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib", "MPLBACKEND": "Agg",
-        "XDG_CACHE_HOME": "/tmp/.cache", "XDG_CONFIG_HOME": "/tmp/.config",
-        "JUPYTER_CONFIG_DIR": "/tmp/.jupyter", "JUPYTER_DATA_DIR": "/tmp/.jupyter-data",
-        "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime", "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
+        **private_dirs(Path("/tmp"), create=False),  # the kernel's own /tmp
     }
     if settings.threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -235,7 +236,7 @@ class KernelSettings:
         python: interpreter that runs ipykernel.
         uid: unprivileged uid for the kernel (used when the grader runs as root), unique on the
             machine while it runs (``mnist_grader.grading.uids``).
-        limits: ``Limits`` as a dict.
+        limits: the kernel's rlimits (``wall_seconds`` is the grader's).
         readonly: extra read-only paths (Python install, .venv, helpers, data).
         workdir: the prepared working files: copied by the shim into the kernel's own tmpfs at
             nbgrader's cwd (with bubblewrap), or the kernel's working folder itself (without).
@@ -248,7 +249,7 @@ class KernelSettings:
 
     python: str
     uid: int
-    limits: dict
+    limits: Limits
     readonly: list[str]
     workdir: str
     submitted_dir: str
@@ -263,7 +264,8 @@ class KernelSettings:
 
     @classmethod
     def load(cls, path: str) -> "KernelSettings":
-        return cls(**json.loads(Path(path).read_text()))
+        fields = json.loads(Path(path).read_text())
+        return cls(**dict(fields, limits=Limits(**fields["limits"])))
 
 
 #: Runs inside the kernel's sandbox as root, then becomes the kernel: copy the prepared files into

@@ -1,4 +1,6 @@
-"""A fork server for ``nbgrader autograde``: import nbgrader once, fork one child per submission.
+"""Runs in the fork server (``serve``, in the grader's sandbox) and the parent (``ForkServer``).
+
+A fork server for ``nbgrader autograde``: import nbgrader once, fork one child per submission.
 
 Starting an nbgrader process costs about 3 s of CPU (it imports Jupyter's server stack), as much as
 grading a small notebook; plain nbgrader pays it once for all students, one nbgrader process per

@@ -137,7 +137,7 @@ def _environment(settings: TrustedRunSettings) -> dict[str, str]:
     """The runner's whole environment: the kernel's (nothing of the grader's), on the notebook's
     grading path (shorter training)."""
     env = kernel_environment(KernelSettings(
-        python=settings.python, uid=settings.uid or 0, limits=vars(settings.limits),
+        python=settings.python, uid=settings.uid or 0, limits=settings.limits,
         readonly=settings.readonly, workdir="/tmp", submitted_dir="", ipc_dir="",
         bwrap=settings.bwrap, threads=settings.threads))
     env["NBGRADER_EXECUTION"] = "autograde"

@@ -162,7 +162,7 @@ def test_loop_link_does_not_recurse(tmp_path):
 # end to end: the real grader on the tiny fixture course
 # --------------------------------------------------------------------------------------------------
 def test_grader_refuses_links_and_grades_the_rest(tmp_path):
-    from tests.test_grader import grader_cli, needs_bwrap, tiny_course
+    from tests.grader_course import grader_cli, needs_bwrap, tiny_course
 
     needs_bwrap()
     course = tiny_course(tmp_path)

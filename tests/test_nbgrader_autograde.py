@@ -222,7 +222,7 @@ def test_formgrader_autograde_is_the_sandboxed_grader(formgrader, by_grader_cli)
     course, base, token = formgrader
     replies = {student: formgrader_autograde(base, token, student) for student in FORMGRADER_STUDENTS}
     for student, reply in replies.items():
-        assert reply["success"], reply
+        assert reply["success"], reply.get("log", "")[-3000:] + reply.get("error", "")[-3000:]
         log = reply.get("log", "")
         assert "in the sandbox (mnist_grader)" in log, log
         # nbgrader's own handful of DEBUG lines, not the kernel's messages; no checksum warnings

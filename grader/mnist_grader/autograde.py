@@ -514,7 +514,8 @@ c.Autograde.autograde_preprocessors = {AUTOGRADE_PREPROCESSORS!r}
         dest.mkdir(parents=True)
         for notebook in src.glob("*.ipynb"):
             annotate_notebook(notebook, report, holds)
-        for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt"]:
+        # submission_secret.txt names the feedback file nbgrader's release_feedback publishes
+        for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt", "submission_secret.txt"]:
             if (src / name).is_file():
                 shutil.copyfile(src / name, dest / name)
 

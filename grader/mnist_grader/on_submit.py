@@ -374,10 +374,12 @@ class OnSubmitService:
             log.warning("%s: nothing released to %s: %s", outcome.name, outcome.student, outcome.reason)
 
     def serve(self) -> None:
-        """Poll until ``stopping`` is set (SIGTERM/SIGINT in ``main``); no batch ends the loop."""
+        """Poll until ``stopping`` is set (SIGTERM/SIGINT in ``main``) or the process that started this
+        one (the hub) is gone; no failing batch ends the loop."""
+        parent = os.getppid()
         log.info("watching %s for %s every %g s", inbound_folder(self.course), self.assignment,
                  self.poll_seconds)
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and os.getppid() == parent:
             try:
                 self.run_once()
             except Exception:  # noqa: BLE001 (logged; the next poll tries again)
@@ -396,11 +398,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=1.0,
                         help="how often to look at the inbound folder (default: %(default)s)")
     parser.add_argument("--once", action="store_true", help="handle what is pending now, then stop")
-    parser.add_argument("--log-file", type=Path, help="also append the log to this file")
+    parser.add_argument("--log-file", type=Path,
+                        help="append the log to this file (mode 600: it names students and their "
+                             "scores) instead of standard error")
     args = parser.parse_args(argv)
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if args.log_file:
-        handlers.append(logging.FileHandler(args.log_file))
+        os.close(os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        handlers = [logging.FileHandler(args.log_file)]
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s on-submit %(levelname)s %(message)s")
     try:

@@ -104,8 +104,10 @@ class HubSettings:
                        mnist_root=os.environ.get("MNIST_ROOT"))
         if on_submit:
             # As root from the course's environment, like the hub: the grader runs each student's
-            # kernel as a uid of its own; its log stays in the private state folder (scores).
-            settings.on_submit = [sys.executable, "-m", "mnist_grader.on_submit",
+            # kernel as a uid of its own; its log stays in the private state folder (scores). The
+            # environment by its real path: the grader's sandboxes show it there, not a link to it.
+            python = Path(sys.prefix).resolve() / "bin" / "python"
+            settings.on_submit = [str(python), "-m", "mnist_grader.on_submit",
                                   "--course-dir", str(settings.instructor_course),
                                   "--assignment", assignment,
                                   "--log-file", str(settings.folder / "state" / "on-submit.log")]

@@ -1,7 +1,9 @@
 """Autograde on submit (`make hub HUB_ON_SUBMIT=1`): each submission graded as it arrives, its autograded
 part released to that student only.
 
-One test walks a real hub's course, because each step needs the previous one: `make hub` starts
+The first test runs the service on the tiny fixture course with nbgrader's own fetch and submit (as
+the user running the tests): broken notebook, honest work, a folder in another student's name, a
+resubmission with a mistake, each handled by one poll. The second walks a real hub's course, because each step needs the previous one: `make hub` starts
 JupyterHub with the `mnist_grader.on_submit` service; two students (real Unix users) fetch and submit
 with nbgrader's own commands run as themselves. A broken notebook and the reference answers arrive
 together: the broken one is logged with its reason and gets nothing, the reference gets feedback
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_grader import FIXTURE, hidden_test_lines, leaks, needs_bwrap, tiny_course
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
@@ -71,12 +74,15 @@ def _service_log(hub_dir: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def _wait_for(what: str, ready, hub_dir: Path, timeout_s: float = RELEASE_TIMEOUT_S):
+def _wait_for(what: str, ready, hub_dir: Path, timeout_s: float = RELEASE_TIMEOUT_S, refused: str = ""):
+    """Poll ``ready()`` until it returns something; stop early when the service's log says ``refused``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = ready()
         if found:
             return found
+        if refused and refused in _service_log(hub_dir):
+            break
         time.sleep(1)
     raise AssertionError(f"{what}: not within {timeout_s} s; the service's log:\n{_service_log(hub_dir)[-4000:]}\n"
                          f"the hub's log:\n{(hub_dir / 'jupyterhub.log').read_text()[-3000:]}")
@@ -93,21 +99,6 @@ def _header(page: str) -> str:
     match = re.search(r"<h4>(.*?)</h4>", page, re.S)
     assert match, "no heading in the feedback page"
     return html.unescape(match.group(1))
-
-
-def _hidden_test_lines(source: Path) -> list[str]:
-    """Distinctive lines of the source notebook's hidden tests (they must never reach a student)."""
-    lines, inside = [], False
-    for cell in nbformat.read(source, as_version=4).cells:
-        for line in cell.source.splitlines():
-            if "BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "END HIDDEN TESTS" in line:
-                inside = False
-            elif inside and len(line.strip()) > 30:
-                lines.append(line.strip())
-    assert lines, f"no hidden tests found in {source}"
-    return lines
 
 
 def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_released(prerequisites):
@@ -143,7 +134,8 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
         # A broken notebook and the reference answers arrive together.
         submit(settings, other, {ASSIGNMENT: '{"cells": [ this is not a notebook'})
         submit(settings, good, examples["example-reference"])
-        released = _wait_for(f"{good}'s feedback released", lambda: _released(settings, good), hub_dir)
+        released = _wait_for(f"{good}'s feedback released", lambda: _released(settings, good), hub_dir,
+                             refused=f"nothing released to {good}")
         log = _wait_for(f"the service's word on {other}'s broken notebook",
                         lambda: "\n".join(line for line in _service_log(hub_dir).splitlines()
                                           if f"nothing released to {other}" in line), hub_dir)
@@ -158,9 +150,7 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
         assert "await hand grading" in _header(page)
         assert "Awaiting hand grading (3 points)" in page
         assert not re.search(r"Written response</a>\s*\(Score", page), "the written answer has a score before a grader saw it"
-        text = html.unescape(page)
-        leaked = [line for line in _hidden_test_lines(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-                  if line in text]
+        leaked = leaks(html.unescape(page), hidden_test_lines(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"))
         assert not leaked, f"hidden tests in the early feedback: {leaked[:3]}"
         # ... and nothing reaches the other student.
         assert fetch_feedback(settings, other) == [], f"{other} fetched feedback for a broken notebook"
@@ -207,6 +197,93 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
                 if b"mnist_grader.on_submit" in _read(p) and str(hub_dir).encode() in _read(p)]
         shutil.rmtree(base, ignore_errors=True)
     assert not left, f"the service outlived make hub-clean: {left}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the service on the tiny fixture course, one poll at a time
+
+
+def _student_nbgrader(exchange: Path, home: Path, *args: str) -> str:
+    """An nbgrader exchange command as the student (this user), with its own Jupyter folders."""
+    env = dict(os.environ, PATH=f"{VENV / 'bin'}:{os.environ['PATH']}", HOME=str(home),
+               JUPYTER_DATA_DIR=str(home / ".jupyter-data"), JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--course", "tiny_course",
+                           f"--Exchange.root={exchange}"], cwd=home, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"nbgrader {' '.join(args)}: {proc.stderr[-2000:]}"
+    return proc.stderr
+
+
+def test_service_grades_each_new_submission_and_goes_on_after_bad_ones(tmp_path, caplog):
+    import getpass
+    import logging
+
+    from mnist_grader.course import load_course
+    from mnist_grader.examples import example_set
+    from mnist_grader.library import load_library
+    from mnist_grader.on_submit import OnSubmitService
+
+    needs_bwrap()
+    course = tiny_course(tmp_path)
+    exchange, home = tmp_path / "exchange", tmp_path / "home"
+    exchange.mkdir(mode=0o777)
+    home.mkdir()
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", "tiny"], cwd=course,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _student_nbgrader(exchange, home, "fetch_assignment", "tiny")
+    examples = example_set(load_course(course), "tiny", load_library(course, "tiny"))
+    service = OnSubmitService(load_course(course), "tiny")
+    released = exchange / "tiny_course" / "feedback"
+    me = getpass.getuser()
+
+    def submit(notebook) -> None:
+        """``notebook``: raw text, or the example's notebooks by name (then with a written answer:
+        nbgrader scores an untouched answer cell 0 itself, with no grader needed)."""
+        if not isinstance(notebook, str):
+            notebook = notebook["tiny"]
+            for cell in notebook.cells:
+                if cell.metadata.get("nbgrader", {}).get("grade_id") == "written_answer":
+                    cell.source = "There is nothing to divide by: the sum is 0 and so is the count."
+        text = notebook if isinstance(notebook, str) else nbformat.writes(notebook)
+        (home / "tiny" / "tiny.ipynb").write_text(text)
+        _student_nbgrader(exchange, home, "submit", "tiny")
+
+    # A broken notebook: the reason in the log, nothing released.
+    submit('{"cells": [ not a notebook')
+    with caplog.at_level(logging.INFO, logger="mnist_grader.on_submit"):
+        [outcome] = service.run_once()
+    assert not outcome.released and outcome.reason.startswith("could not be graded"), outcome
+    assert f"nothing released to {me}: could not be graded" in caplog.text
+    assert not released.exists() or not list(released.iterdir())
+
+    # Honest work: every autograded point, the written answer awaiting a grader (not 0).
+    submit(examples["example-reference"])
+    [outcome] = service.run_once()
+    assert outcome.released and (outcome.score, outcome.max_score) == (5.0, 5.0), outcome
+    _student_nbgrader(exchange, home, "fetch_feedback", "tiny")
+    [page_path] = (home / "tiny" / "feedback").glob("*/tiny.html")
+    page = page_path.read_text()
+    assert "(Score: 5.0 / 5.0)" in _header(page) and "1 points await hand grading" in _header(page)
+    assert "Awaiting hand grading (1 points)" in page
+    assert not re.search(r"Written response</a>\s*\(Score", page)
+    assert not leaks(html.unescape(page), hidden_test_lines(FIXTURE / "source" / "tiny" / "tiny.ipynb"))
+
+    # A folder in another student's name (anyone may create one in the inbound): refused.
+    inbound = exchange / "tiny_course" / "inbound"
+    [mine] = sorted(inbound.iterdir(), key=lambda p: p.name)[-1:]
+    other = "nobody" if me != "nobody" else "root"
+    shutil.copytree(mine, inbound / mine.name.replace(me, other, 1))
+    [outcome] = service.run_once()
+    assert not outcome.released and f"claims to be by {other} but belongs to {me}" in outcome.reason, outcome
+    assert not (course / "submitted" / other).exists()
+
+    # A resubmission with a mistake is graded again and loses the points of the test it fails.
+    submit(examples["mistake-squares-doubles"])
+    [outcome] = service.run_once()
+    assert outcome.released and outcome.score < 5.0 and outcome.max_score == 5.0, outcome
+    assert service.run_once() == [], "a handled submission was graded again"
 
 
 def _read(path: Path) -> bytes:

@@ -28,12 +28,13 @@ already autograded (an autograded timestamp as new as it) counts as handled.
 
 Run as root (like ``make hub`` and ``python -m mnist_grader autograde``): the grader then runs every
 student's kernel as a uid of its own; what it writes into the course (submitted, autograded and
-feedback folders, the released feedback in the exchange) is handed to the course folder's owner,
-so the instructor's Formgrader and nbgrader commands keep working on it.
+feedback folders, the gradebook) is handed to the course folder's owner, and the feedback is
+released as that owner, so the instructor's Formgrader and nbgrader commands keep working on both.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -49,6 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from mnist_grader.course import Course, CourseError, load_course
 from mnist_grader.intake import IntakeError, IntakeLimits, copy_submission
@@ -155,6 +157,23 @@ def ownership_problem(inbound: Path, submission: InboundSubmission) -> str:
     return ""
 
 
+def unreadable_notebooks(folder: Path) -> list[str]:
+    """What is wrong with each notebook in ``folder`` that nbformat cannot read (a clearer reason for
+    the log than nbgrader's "error processing assignment")."""
+    import nbformat
+
+    problems = []
+    for path in sorted(folder.glob("*.ipynb")):
+        try:
+            nbformat.read(path, as_version=4)
+        except Exception as exc:  # noqa: BLE001 (any reason nbformat gives is the message)
+            problems.append(f"{path.name} is not a notebook nbformat can read ({type(exc).__name__}: "
+                            f"{str(exc)[:160]})")
+    if not problems and not any(folder.glob("*.ipynb")):
+        problems.append("the submission has no notebook")
+    return problems
+
+
 class StateFile:
     """Which inbound folder was last handled for each student (``<course>/.on_submit.json``)."""
 
@@ -231,10 +250,30 @@ def give_to_owner(path: Path, uid: int, gid: int, recursive: bool = True) -> Non
                 os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
+@contextlib.contextmanager
+def acting_as(uid: int, gid: int) -> Iterator[None]:
+    """Be ``uid``/``gid`` (real and effective ids, no other groups) for a while, as root; the saved
+    ids stay root's, to come back. nbgrader's exchange checks who owns its folders by the real uid."""
+    if os.geteuid() != 0 or uid == 0:
+        yield
+        return
+    groups, gids, uids = os.getgroups(), os.getresgid(), os.getresuid()
+    os.setgroups([gid])
+    os.setresgid(gid, gid, gids[2])
+    os.setresuid(uid, uid, uids[2])
+    try:
+        yield
+    finally:
+        os.setresuid(*uids)
+        os.setresgid(*gids)
+        os.setgroups(groups)
+
+
 def release_feedback(course: Course, assignment: str, student: str) -> None:
-    """nbgrader's ``release_feedback --student``, in this process (no interpreter start per release):
-    the student's feedback pages into the exchange, named after the submission's secret, so that
-    only that student's ``fetch_feedback`` finds them.
+    """nbgrader's ``release_feedback --student``, in this process (no interpreter start per release)
+    and as the course's owner (whose exchange folders these are, as when they release feedback
+    themselves): the student's feedback pages into the exchange, named after the submission's
+    secret, so that only that student's ``fetch_feedback`` finds them.
 
     Raises:
         CourseError: nbgrader refused; the message says why.
@@ -247,8 +286,10 @@ def release_feedback(course: Course, assignment: str, student: str) -> None:
     config.CourseDirectory.assignment_id = assignment
     config.CourseDirectory.student_id = student
     coursedir = CourseDirectory(config=config)
+    owner = course.root.stat()
     try:
-        ExchangeReleaseFeedback(coursedir=coursedir, config=config).start()
+        with acting_as(owner.st_uid, owner.st_gid):
+            ExchangeReleaseFeedback(coursedir=coursedir, config=config).start()
     except (ExchangeError, OSError) as exc:
         raise CourseError(f"nbgrader release_feedback failed for {student}: {exc}") from exc
 
@@ -327,7 +368,9 @@ class OnSubmitService:
             outcome.seconds["grading"] = time.monotonic() - started
             result = results.get(submission.student)
             if result is None or not result.ok:
-                outcome.reason = "could not be graded: " + (result.reason if result else "no result")
+                why = unreadable_notebooks(self.course.folder("submitted", self.assignment, submission.student))
+                outcome.reason = "could not be graded: " + "; ".join(
+                    why or [result.reason if result else "no result"])
             elif result.held:
                 outcome.reason = ("held for review by a grader (code outside the lab's whitelist): "
                                   "no early feedback")
@@ -357,8 +400,6 @@ class OnSubmitService:
                 give_to_owner(folder / student, *self.owner)
         give_to_owner(self.course.gradebook_path, *self.owner)
         give_to_owner(self.course.root / STATE_FILE, *self.owner)
-        # released feedback: the instructor's own nbgrader release_feedback overwrites it later
-        give_to_owner(inbound_folder(self.course).parent / "feedback", *self.owner)
 
     def _done(self, submission: InboundSubmission) -> None:
         self.state.mark(submission.student, submission.name)

@@ -49,10 +49,11 @@ def _wait_released(settings, student: str) -> float:
 
     start = time.monotonic()
     paths = released_feedback_paths(settings, student)
+    log = settings.folder / "state" / "on-submit.log"
+    before = log.read_text().count(f"nothing released to {student}")
     while not all(p.is_file() for p in paths):
-        if time.monotonic() - start > TIMEOUT_S:
-            raise SystemExit(f"no feedback for {student} within {TIMEOUT_S} s: see "
-                             f"{settings.folder / 'state' / 'on-submit.log'}")
+        if time.monotonic() - start > TIMEOUT_S or log.read_text().count(f"nothing released to {student}") > before:
+            raise SystemExit(f"no feedback for {student}; the service's log:\n{log.read_text()[-6000:]}")
         time.sleep(0.1)
     return time.monotonic() - start
 

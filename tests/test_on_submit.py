@@ -31,7 +31,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grader import FIXTURE, hidden_test_lines, leaks, needs_bwrap, tiny_course
+from tests.grader_course import FIXTURE, needs_bwrap, private_jupyter_dirs, tiny_course  # noqa: F401 (autouse fixture)
+from tests.test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
@@ -234,7 +235,7 @@ def test_service_grades_each_new_submission_and_goes_on_after_bad_ones(tmp_path,
     assert done.returncode == 0, done.stderr[-2000:]
     _student_nbgrader(exchange, home, "fetch_assignment", "tiny")
     examples = example_set(load_course(course), "tiny", load_library(course, "tiny"))
-    service = OnSubmitService(load_course(course), "tiny")
+    service = OnSubmitService(load_course(course), "tiny", tmp_path / "scratch")
     released = exchange / "tiny_course" / "feedback"
     me = getpass.getuser()
 

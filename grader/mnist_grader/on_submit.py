@@ -8,9 +8,9 @@ last file ``nbgrader submit`` writes) is newer than what was handled before, it
 
 1. checks that the folder belongs to that student's Unix user (a student can create a folder named
    after somebody else in the write-only inbound; nbgrader's collect only warns) and collects it into
-   ``submitted/<student>/<assignment>`` with ``mnist_grader.intake`` (links, devices, FIFOs are never
+   ``submitted/<student>/<assignment>`` with ``mnist_grader.grading.intake`` (links, devices, FIFOs are never
    followed: the student wrote that folder);
-2. grades it with the course's sandboxed grader (``mnist_grader.autograde``: the student's kernel in
+2. grades it with the course's sandboxed grader (``mnist_grader.grading``: the student's kernel in
    bubblewrap, the hidden tests in the trusted run, score = the lower verdict), the submissions that
    arrived together in one run, one worker each;
 3. writes feedback on the AUTOGRADED part only (``mnist_grader.provisional_feedback``: the written
@@ -46,6 +46,7 @@ import shutil
 import signal
 import stat
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,8 +54,8 @@ from pathlib import Path
 from typing import Iterator
 
 from mnist_grader.course import Course, CourseError, load_course
-from mnist_grader.intake import IntakeError, IntakeLimits, copy_submission
-from mnist_grader.student_ids import student_id_problem
+from mnist_grader.grading.intake import IntakeError, IntakeLimits, copy_submission
+from mnist_grader.grading.student_ids import student_id_problem
 
 log = logging.getLogger("mnist_grader.on_submit")
 
@@ -307,12 +308,17 @@ def autograded_part(course: Course, assignment: str, student: str) -> tuple[floa
 class OnSubmitService:
     """The watcher: ``run_once`` handles what is pending now, ``serve`` repeats it until stopped."""
 
-    def __init__(self, course: Course, assignment: str, options=None, poll_seconds: float = 1.0):
-        from mnist_grader.autograde import GradingOptions
+    def __init__(self, course: Course, assignment: str, scratch_root: Path, options=None,
+                 poll_seconds: float = 1.0):
+        """``scratch_root``: a private folder for the grading runs' scratch courses (other grading
+        runs on the machine tidy the shared temp folder after runs they believe dead; the service
+        keeps its own apart)."""
+        from mnist_grader.grading.pool import GradingOptions
 
         self.course = course
         self.assignment = assignment
-        self.options = options or GradingOptions(progress=False)
+        self.options = dataclasses.replace(options or GradingOptions(progress=False),
+                                           scratch_root=scratch_root)
         self.poll_seconds = poll_seconds
         self.state = StateFile(course.root / STATE_FILE)
         owner = course.root.stat()
@@ -347,7 +353,7 @@ class OnSubmitService:
         return outcomes
 
     def _grade_and_release(self, batch: list[tuple[InboundSubmission, Outcome]]) -> None:
-        from mnist_grader.autograde import grade_assignment
+        from mnist_grader.grading.pool import grade_assignment
         from mnist_grader.feedback import generate_feedback
 
         students = [submission.student for submission, _ in batch]
@@ -455,14 +461,18 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as exc:
         log.error("%s", exc)
         return 2
-    service = OnSubmitService(course, args.assignment, poll_seconds=args.poll_seconds)
-    if args.once:
-        service.run_once()
+    scratch_root = Path(tempfile.mkdtemp(prefix="on-submit-"))
+    try:
+        service = OnSubmitService(course, args.assignment, scratch_root, poll_seconds=args.poll_seconds)
+        if args.once:
+            service.run_once()
+            return 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: service.stopping.set())
+        service.serve()
         return 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: service.stopping.set())
-    service.serve()
-    return 0
+    finally:
+        shutil.rmtree(scratch_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

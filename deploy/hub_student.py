@@ -22,6 +22,7 @@ def _nbgrader(settings: HubSettings) -> str:
 
 
 def home(student: str) -> Path:
+    """The student's home folder (from the password database)."""
     return Path(pwd.getpwnam(student).pw_dir)
 
 

@@ -117,7 +117,8 @@ class Grader:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         self.run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir=root))
-        mark_owner(self.run_dir)  # a later run removes it if this one is killed
+        # locked while this run lives: a later run removes the folder only once this one has ended
+        self._owner_lock = mark_owner(self.run_dir)
         self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
         self.kernel_paths = kernel_readonly_paths(course, options.kernel_readonly)
         self.grader_paths = grader_readonly_paths(course, self.kernel_paths)
@@ -262,6 +263,7 @@ class Grader:
                 self.trusted_server.close()
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
+            os.close(self._owner_lock)
         return sorted(results, key=lambda r: r.student)
 
     def _release_uid(self, student: str) -> None:

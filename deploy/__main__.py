@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                     course_id=course.course_id, env=args.env,
                     proxy=args.proxy, prefix=args.prefix, n_students=args.students,
                     port=args.port)
-                build_student_env(Path(settings.env))
+                build_student_env(Path(settings.env), extra_pins=hub.users_env_pins())
                 hub.start(settings)
             elif args.action == "stop":
                 hub.stop(args.hub_dir)

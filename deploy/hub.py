@@ -46,12 +46,21 @@ COURSE_FOLDER = "mnist-course"
 MARKER = "mnist-course hub user"
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
+# The users' servers are JupyterHub's single-user server: the same JupyterHub as the hub's own.
+HUB_REQUIREMENTS = REPO / "requirements" / "instructor.txt"
 # What a student must never read in the course folder the hub is started from.
 PRIVATE_COURSE_PARTS = ("source", "submitted", "autograded", "feedback", "gradebook.db")
 
 
 class HubError(Exception):
     """The hub cannot be started, stopped or cleaned; the message says why and what to do."""
+
+
+def users_env_pins() -> tuple[str, ...]:
+    """What the users' environment needs beyond a student's: JupyterHub, pinned as the hub's."""
+    from deploy.student_env import pin
+
+    return (pin("jupyterhub", HUB_REQUIREMENTS),)
 
 
 def free_port() -> int:
@@ -210,13 +219,16 @@ def run_as(user: str, settings: HubSettings, cmd: list[str], cwd: Path, what: st
 
 def nbgrader_user_config(settings: HubSettings, course_root: Path | None = None) -> str:
     """A user's ~/.jupyter/nbgrader_config.py: the course and the shared exchange (and, for the
-    instructor, the course folder the Formgrader manages)."""
+    instructor, the course folder the Formgrader manages, with that course's own settings: nbgrader
+    reads a course's nbgrader_config.py only when started in its folder, and the instructor's server
+    starts in the home)."""
     lines = ["# Written by `make hub`: this hub's course and its shared exchange.",
-             "c = get_config()  # noqa: F821",
-             f"c.CourseDirectory.course_id = {settings.course_id!r}",
-             f"c.Exchange.root = {str(settings.exchange)!r}"]
+             "c = get_config()  # noqa: F821"]
     if course_root is not None:
+        lines.append(f"load_subconfig({str(course_root / 'nbgrader_config.py')!r})  # noqa: F821")
         lines.append(f"c.CourseDirectory.root = {str(course_root)!r}")
+    lines += [f"c.CourseDirectory.course_id = {settings.course_id!r}",
+              f"c.Exchange.root = {str(settings.exchange)!r}"]
     return "\n".join(lines) + "\n"
 
 

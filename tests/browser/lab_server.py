@@ -30,6 +30,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOTS = REPO / "build" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 1000}
 ASSIGNMENT = "mnist_mlp"
 # The parts of the repository a course folder needs to run `make lab` and `make student` (with this
 # checkout's .venv). release/ is generated from source/ by `make lab` itself; `make student` builds

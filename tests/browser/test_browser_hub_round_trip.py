@@ -389,8 +389,9 @@ def test_course_round_trip_on_the_hub(chromium, hub, request):
             score, max_score, cells = graded[student]
             text, toc = read_own_feedback(trip, trip.people[student])
             shown = sorted((float(a), float(b)) for a, b in re.findall(r"Score: ([\d.]+) / ([\d.]+)", toc))
-            expected = sorted([(score, max_score)] + [(cells[name], max_points[name]) for name in max_points])
+            expected = sorted((cells[name], max_points[name]) for name in max_points)
             assert shown == expected, f"{student}'s feedback shows scores {shown}, the gradebook {expected}"
+            assert f"Score: {score:.1f} / {max_score:.1f}" in text, f"{student}'s feedback lacks the total {score}"
             assert RUBRIC_LINE not in text and "BEGIN HIDDEN TESTS" not in text, f"{student}'s feedback shows grading secrets"
 
         # 5. A cannot reach B's work, the exchange's inbound, or B's feedback.

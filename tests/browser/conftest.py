@@ -13,7 +13,6 @@ with CI=true it fails instead, so CI can never silently lose them.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 

@@ -36,7 +36,7 @@ from playwright.sync_api import Page, expect
 from deploy.hub import COURSE_FOLDER
 from hub_course import check_prerequisites, new_hub_course
 from jupyterlab_ui import (
-    accept_dialog, assignment_list, close_and_shut_down, fetch_assignment, fetch_feedback, menu, open_file_from_browser,
+    accept_dialog, close_and_shut_down, fetch_assignment, fetch_feedback, menu, open_file_from_browser,
     Screenshots, open_lab, submit_assignment, validate,
 )
 from lab_server import ASSIGNMENT, SCREENSHOTS, VIEWPORT

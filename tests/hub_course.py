@@ -42,7 +42,7 @@ def check_prerequisites() -> None:
     if shutil.which("npm") is None or shutil.which("node") is None:
         skip_or_fail("the hub's proxy is an npm package: install node and npm")
     try:
-        import requests  # noqa: F401 (jupyterhub depends on it)
+        import requests  # noqa: F401 (jupyterhub depends on it; the tests talk to the hub with it)
     except ImportError:
         skip_or_fail("requests is missing (it comes with jupyterhub: make venv)")
 
@@ -100,11 +100,12 @@ class HubCourse:
         return make(self.course, "hub", f"HUB_PREFIX={self.prefix}", *self.make_vars)
 
     def clean(self) -> str:
-        """`make hub-clean`, then the copy goes too; returns make's output."""
-        try:
-            return make(self.course, "hub-clean", *self.make_vars)
-        finally:
-            shutil.rmtree(self.base, ignore_errors=True)
+        """`make hub-clean`; returns its output."""
+        return make(self.course, "hub-clean", *self.make_vars)
+
+    def discard(self) -> None:
+        """Remove the course copy and whatever is left of the hub's folder."""
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def new_hub_course() -> HubCourse:

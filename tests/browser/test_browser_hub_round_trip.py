@@ -94,7 +94,10 @@ def hub(chromium_path, real_mnist_root):
         print(course.start())
         yield course
     finally:
-        print(course.clean())
+        try:
+            print(course.clean())
+        finally:
+            course.discard()
 
 
 def log_in(chromium, hub, user: str, shots: Screenshots) -> Person:
@@ -106,16 +109,22 @@ def log_in(chromium, hub, user: str, shots: Screenshots) -> Person:
     page.locator("#username_input").fill(user)
     page.locator("#password_input").fill(hub.passwords()[user])
     shots.page = page
-    shots(f"{user} logs in")
+    shots(f"{role(user)} logs in")
     page.locator("#login_submit").click()
     # The hub shows its spawn-pending page until the user's server is up, then JupyterLab.
     page.wait_for_url(re.compile(rf"/user/{re.escape(user)}/lab"), timeout=SERVER_START_TIMEOUT_MS)
     return Person(name=user, page=page, server=UserServer(hub.url, user))
 
 
+def role(user: str) -> str:
+    """The user's name without the test's random prefix ("student1"): screenshot names stay put."""
+    return user.rsplit("-", 1)[-1]
+
+
 def shoot(shots: Screenshots, person: Person, step: str) -> None:
+    """A numbered screenshot of the person's page."""
     shots.page = person.page
-    shots(f"{person.name.rsplit('-', 1)[-1]}: {step}")
+    shots(f"{role(person.name)}: {step}")
 
 
 def formgrader(person: Person):
@@ -305,7 +314,7 @@ def grade_by_hand(trip: RoundTrip, teacher: Person, student: str, points: float,
     score.press("Tab")  # leaving the field saves the score
     expect(cell.locator(".score-saved")).to_be_visible(timeout=30_000)
     rubric.scroll_into_view_if_needed()
-    shoot(trip.shots, teacher, f"manual grading of {student} with the rubric")
+    shoot(trip.shots, teacher, f"manual grading of {role(student)} with the rubric")
 
 
 def release_feedback(trip: RoundTrip, teacher: Person) -> None:

@@ -5,7 +5,7 @@ no cheats) of the same assignment, in two separate copies of the course, in the 
 
 * baseline: ``nbgrader autograde ASSIGNMENT`` once for all students (nbgrader grades one after the
   other, in one process, no sandbox);
-* ours: ``mnist_grader.autograde`` with N workers (one nbgrader process per submission, each in its
+* ours: ``mnist_grader.grading.pool`` with N workers (one nbgrader process per submission, each in its
   bubblewrap sandbox with rlimits, merged into the gradebook one transaction at a time).
 
 Then one reference submission is executed cell by cell with nbclient to show what dominates.
@@ -118,14 +118,14 @@ def main() -> None:
     count = 4 if args.smoke else args.submissions
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
-    from mnist_grader.autograde import GradingOptions, grade_assignment
-    from mnist_grader.course import jupyter_env, load_course
-    from mnist_grader.sandbox import find_bwrap
+    from mnist_grader.grading.pool import GradingOptions, grade_assignment
+    from mnist_grader.course import load_course
+    from mnist_grader.jupyter_env import private_dirs
+    from mnist_grader.grading.sandbox import find_bwrap
 
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         tmp = Path(tmp)
-        os.environ.update({k: v for k, v in jupyter_env(tmp / "env").items()
-                           if k.startswith(("JUPYTER", "IPYTHON", "MPL", "XDG"))})
+        os.environ.update(private_dirs(tmp / "env"))
         base_course, assignment = make_course(tmp / "baseline", args.smoke)
         ours_course, _ = make_course(tmp / "ours", args.smoke)
         students = submissions(base_course, assignment, count)

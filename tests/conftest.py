@@ -25,3 +25,12 @@ def real_mnist_root() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return Path(root)
+
+
+@pytest.fixture(scope="session")
+def checked_tiny(tmp_path_factory):
+    """The tiny fixture course after ``python -m mnist_grader check`` (reduced set), and that run
+    (shared by the QA, feedback and export tests: the check is the slow part)."""
+    from tests.grader_course import checked_tiny_course
+
+    return checked_tiny_course(tmp_path_factory.mktemp("checked"))

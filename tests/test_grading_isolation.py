@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.test_grader import grader_cli, needs_bwrap, tiny_course
+from tests.grader_course import grader_cli, needs_bwrap, tiny_course
 
 REFERENCE = "example-reference"
 
@@ -90,7 +90,7 @@ def test_two_grading_runs_at_once_grade_correctly(tmp_path):
 
 
 def test_claimed_uids_are_unique_and_freed():
-    from mnist_grader.uids import claim_sandbox_uid, processes_of, uid_pool, uids_in_use
+    from mnist_grader.grading.uids import claim_sandbox_uid, processes_of, uid_pool, uids_in_use
 
     claims = [claim_sandbox_uid() for _ in range(50)]
     uids = [c.uid for c in claims]
@@ -213,7 +213,7 @@ def test_read_only_gradebook_is_an_error_before_grading(tmp_path):
 # what a killed run leaves is repaired by the next
 # --------------------------------------------------------------------------------------------------
 def test_next_run_repairs_what_a_killed_run_left(tmp_path):
-    from mnist_grader.recovery import owner_token
+    from mnist_grader.grading.recovery import owner_token
 
     needs_bwrap()
     course = tiny_course(tmp_path)
@@ -279,7 +279,7 @@ def test_output_is_trimmed_while_running_and_grades_are_unchanged(tmp_path):
 def test_capped_execute_keeps_what_decides_a_grade():
     from nbformat.notebooknode import NotebookNode
 
-    from mnist_grader.output_cap import CappedExecute, trim_note
+    from mnist_grader.grading.output_cap import CappedExecute, trim_note
 
     ex = CappedExecute(max_cell_output=100, max_notebook_output=1000)
     ex.reset_execution_trackers()

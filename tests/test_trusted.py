@@ -20,7 +20,7 @@ import pytest
 from mnist_grader.course import load_course
 from mnist_grader.examples import REFERENCE, example_set
 from mnist_grader.library import load_library
-from mnist_grader.sandbox import Limits, find_bwrap
+from mnist_grader.grading.sandbox import Limits, find_bwrap
 from mnist_grader.trusted import policy
 from mnist_grader.trusted.hidden import hidden_test_delimiters
 from mnist_grader.trusted.job import build_notebook_job
@@ -123,7 +123,7 @@ def trusted(course, tmp_path: Path, notebooks, cell_timeout: float = 60.0, serve
 
 
 def trusted_settings(course) -> TrustedRunSettings:
-    from mnist_grader.autograde import grader_readonly_paths, kernel_readonly_paths
+    from mnist_grader.grading.scratch import grader_readonly_paths, kernel_readonly_paths
 
     readonly = grader_readonly_paths(course, kernel_readonly_paths(course, []))
     return TrustedRunSettings(python=sys.executable, readonly=readonly, bwrap=find_bwrap(),

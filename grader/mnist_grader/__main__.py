@@ -3,7 +3,7 @@
 Commands (each one concept, each its own module):
   release     nbgrader generate_assignment (the gradebook learns the assignment)   mnist_grader.release
   examples    generate example submissions (reference, blank, mistakes, cheats)   mnist_grader.examples
-  autograde   grade every submission in parallel, sandboxed                       mnist_grader.autograde
+  autograde   grade every submission in parallel, sandboxed                       mnist_grader.grading.pool
   feedback    per-student HTML feedback without hidden tests                      mnist_grader.feedback
   export      grades to CSV                                                        mnist_grader.export
   table       print the gradebook                                                  mnist_grader.export
@@ -28,7 +28,7 @@ def _course_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _grading_args(parser: argparse.ArgumentParser) -> None:
-    from mnist_grader.sandbox import Limits
+    from mnist_grader.grading.sandbox import Limits
 
     default = Limits()
     parser.add_argument("--workers", "-j", type=int, default=os.cpu_count() or 1,
@@ -60,9 +60,9 @@ def _grading_args(parser: argparse.ArgumentParser) -> None:
 
 
 def grading_options(args: argparse.Namespace):
-    from mnist_grader.autograde import GradingOptions
-    from mnist_grader.intake import IntakeLimits
-    from mnist_grader.sandbox import Limits
+    from mnist_grader.grading.pool import GradingOptions
+    from mnist_grader.grading.intake import IntakeLimits
+    from mnist_grader.grading.sandbox import Limits
 
     limits = Limits(cpu_seconds=args.cpu_seconds, memory_mb=args.memory_mb,
                     processes=args.processes, wall_seconds=args.wall_seconds)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"named them in {args.roster}")
             return 0
         if args.command == "autograde":
-            from mnist_grader.autograde import grade_assignment
+            from mnist_grader.grading.pool import grade_assignment
             from mnist_grader.report import print_results
             results = grade_assignment(course, args.assignment, grading_options(args),
                                        students=args.student)

@@ -17,14 +17,14 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from mnist_grader.autograde import GradeResult, GradingOptions, grade_assignment
+from mnist_grader.grading.pool import GradeResult, GradingOptions, grade_assignment
 from mnist_grader.cheats import CHEAT_MARK, MUST_BE_FLAGGED, MUST_BE_HELD
 from mnist_grader.course import Course
 from mnist_grader.examples import (ALTERNATIVE_PREFIX, BLANK, CHEAT_PREFIX, MISTAKE_PREFIX,
                                  REFERENCE, base_student, write_examples)
 from mnist_grader.library import Library, load_library
 from mnist_grader.report import format_table
-from mnist_grader.uids import processes_of
+from mnist_grader.grading.uids import processes_of
 
 REGRADE = REFERENCE + "-regrade-"
 #: Copies of the reference under ids that command lines and shells misread: each must be graded

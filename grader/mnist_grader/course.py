@@ -6,7 +6,6 @@ Everything here comes from the course's own ``nbgrader_config.py`` through nbgra
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,26 +82,3 @@ def load_course(root: str | os.PathLike = ".") -> Course:
     return Course(root=Path(coursedir.root).resolve(), course_id=coursedir.course_id,
                   db_url=coursedir.db_url, config_text=config_path.read_text(),
                   directories=directories, config=config)
-
-
-def jupyter_env(base: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for running nbgrader/Jupyter without touching the home folder.
-
-    Args:
-        base: a private folder; Jupyter, IPython, matplotlib and XDG dirs are made inside it.
-        extra: more variables to set.
-    """
-    env = dict(os.environ)
-    for var, sub in [("JUPYTER_CONFIG_DIR", "jupyter-config"), ("JUPYTER_DATA_DIR", "jupyter-data"),
-                     ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("IPYTHONDIR", "ipython"),
-                     ("MPLCONFIGDIR", "matplotlib"), ("XDG_CACHE_HOME", "cache"),
-                     ("XDG_CONFIG_HOME", "config")]:
-        path = base / sub
-        path.mkdir(parents=True, exist_ok=True)
-        env[var] = str(path)
-    env["MPLBACKEND"] = "Agg"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # the venv's scripts first, so `python -m nbgrader` and kernels use the same interpreter
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env.update(extra or {})
-    return env

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from mnist_grader.course import Course, CourseError, jupyter_env
+from mnist_grader.course import Course, CourseError
+from mnist_grader.jupyter_env import jupyter_env
 
 FEEDBACK_PREPROCESSORS = [
     "nbgrader.preprocessors.GetGrades",

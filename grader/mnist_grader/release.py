@@ -6,7 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mnist_grader.course import Course, CourseError, jupyter_env
+from mnist_grader.course import Course, CourseError
+from mnist_grader.jupyter_env import jupyter_env
 
 
 def run_nbgrader(course: Course, args: list[str], what: str) -> str:

@@ -1,7 +1,7 @@
 """Start one trusted run in its sandbox and collect its verdicts (runs in the grading parent).
 
 The runner (``mnist_grader.trusted.runner``) executes student definitions, so it gets the same kind
-of wall as the student's kernel (``mnist_grader.sandbox``): a bubblewrap view built from a whitelist
+of wall as the student's kernel (``mnist_grader.grading.sandbox``): a bubblewrap view built from a whitelist
 (system folders, the Python install, the course's packages, the data; all read-only), a private
 size-limited /tmp, no network, its own pid namespace, rlimits and an unprivileged uid. Unlike the
 kernel it sees no student file at all: the definitions arrive on stdin with the job. Verdicts come
@@ -25,7 +25,7 @@ from pathlib import Path
 from traitlets import Float, List, Unicode, default
 from traitlets.config import Configurable
 
-from mnist_grader.sandbox import DROP_PRIVILEGES, KernelSettings, Limits, _SYSTEM_DIRS, \
+from mnist_grader.grading.sandbox import DROP_PRIVILEGES, KernelSettings, Limits, _SYSTEM_DIRS, \
     kernel_environment
 from mnist_grader.trusted.job import NotebookJob
 
@@ -137,7 +137,7 @@ def _environment(settings: TrustedRunSettings) -> dict[str, str]:
     """The runner's whole environment: the kernel's (nothing of the grader's), on the notebook's
     grading path (shorter training)."""
     env = kernel_environment(KernelSettings(
-        python=settings.python, uid=settings.uid or 0, limits=vars(settings.limits),
+        python=settings.python, uid=settings.uid or 0, limits=settings.limits,
         readonly=settings.readonly, workdir="/tmp", submitted_dir="", ipc_dir="",
         bwrap=settings.bwrap, threads=settings.threads))
     env["NBGRADER_EXECUTION"] = "autograde"

@@ -1,4 +1,6 @@
-"""A uid of its own for every sandboxed kernel on the machine, across every grading process.
+"""Runs in the grading command (the parent): a uid of its own for every sandboxed kernel.
+
+Unique on the machine, across every grading process.
 
 RLIMIT_NPROC counts the processes of a uid, whoever started them; two kernels under the same uid
 share one budget (a fork bomb in one kills the other), and a process left by one could be seen or

@@ -1,13 +1,14 @@
-"""The kernelspec entry point that starts a student's kernel inside its sandbox.
+"""Runs in the kernel's launcher process (started by nbgrader, before the sandbox): the kernelspec
+entry point that starts a student's kernel inside its sandbox.
 
 nbgrader (through nbclient and jupyter_client) starts kernels from a kernelspec. The scratch course of
 each submission gets a kernelspec whose argv is::
 
-    python -m mnist_grader.kernel_launcher SETTINGS.json {connection_file}
+    python -m mnist_grader.grading.kernel_launcher SETTINGS.json {connection_file}
 
 This process runs where nbgrader runs (trusted), prepares the kernel's working files (the student's
 own files only), hands the kernel a copy of the connection file it may read, and then replaces
-itself with bubblewrap (``mnist_grader.sandbox.kernel_view``) running a tiny privilege-dropping shim
+itself with bubblewrap (``mnist_grader.grading.sandbox.kernel_view``) running a tiny privilege-dropping shim
 that copies the working files into the kernel's own size-limited tmpfs, sets the rlimits, becomes an
 unprivileged uid and execs ipykernel.
 """
@@ -20,7 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mnist_grader.sandbox import DROP_PRIVILEGES, STAGING_MOUNT, KernelSettings, kernel_environment, \
+from mnist_grader.grading.sandbox import DROP_PRIVILEGES, STAGING_MOUNT, KernelSettings, kernel_environment, \
     kernel_view
 
 
@@ -86,7 +87,7 @@ def nproc_limit(settings: KernelSettings) -> int:
     As root the kernel becomes its own uid, so the limit is the kernel's budget. As an ordinary user
     the count includes the user's other processes, so the budget goes on top of what is running now.
     """
-    budget = settings.limits["processes"]
+    budget = settings.limits.processes
     if os.getuid() == 0:
         return budget
     running = sum(1 for p in Path("/proc").iterdir()
@@ -104,7 +105,7 @@ def _owner(path: Path) -> int | None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
-        sys.exit("usage: python -m mnist_grader.kernel_launcher SETTINGS.json CONNECTION_FILE [ARGS...]")
+        sys.exit("usage: python -m mnist_grader.grading.kernel_launcher SETTINGS.json CONNECTION_FILE [ARGS...]")
     settings = KernelSettings.load(argv[0])
     connection_file, extra = argv[1], argv[2:]
     cwd = os.getcwd()
@@ -145,9 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _rlimits(settings: KernelSettings) -> dict[str, int]:
-    from mnist_grader.sandbox import Limits
-
-    limits = Limits(**settings.limits).rlimits()
+    limits = settings.limits.rlimits()
     limits["RLIMIT_NPROC"] = nproc_limit(settings)
     return limits
 

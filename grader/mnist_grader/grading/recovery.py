@@ -1,7 +1,9 @@
-"""Grading and the gradebook merge as one unit, whatever moment the grading command is killed at.
+"""Runs in the grading command (the parent): what a killed grading run left, found and repaired.
+
+Grading and the gradebook merge act as one unit, whatever moment the grading command is killed at.
 
 The grader writes two things per student: rows in ``gradebook.db`` (one transaction,
-``mnist_grader.merge``) and the autograded notebooks in ``autograded/<student>/<assignment>/``. They
+``mnist_grader.grading.merge``) and the autograded notebooks in ``autograded/<student>/<assignment>/``. They
 must agree: ``feedback`` and Formgrader read both. So the notebooks are copied first into a staging
 folder beside the real one (``.<assignment>.staging-<pid>``), the merge commits, and only then the
 staged files are moved into place (``publish_staged``). A SIGKILL can still land between two of

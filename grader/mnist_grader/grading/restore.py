@@ -1,4 +1,6 @@
-"""Put deleted test cells back where they were (a fix of nbgrader 0.9.6's ``add_missing_cells``).
+"""Runs in the ``nbgrader autograde`` process: deleted test cells put back where they were.
+
+A fix of nbgrader 0.9.6's ``add_missing_cells``.
 
 nbgrader's ``OverwriteCells.add_missing_grade_cells`` re-inserts a deleted grade cell after "the
 previous solution/grade cell", but looks up the previous cell of the SOURCE notebook, whatever it is.

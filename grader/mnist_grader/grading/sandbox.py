@@ -1,4 +1,5 @@
-"""Sandboxes for grading: what a student's code may see, write and spend.
+"""Runs in the grading command (the parent), which builds the sandboxes' command lines: what a
+student's code may see, write and spend (``DROP_PRIVILEGES`` runs inside the kernel's sandbox).
 
 Threat model (the honest version).
 
@@ -10,7 +11,7 @@ gradebook with the hidden tests) and the student's notebook, executed cell by ce
   course (its own scratch gradebook, the submission, no source notebooks) with no network and nothing
   of the real course visible except the read-only tools it needs (.venv, the instructor and helpers
   packages). It never sees the real gradebook, ``source/`` or the real submissions. By default it runs
-  as a child of a fork server (``mnist_grader.zygote``) whose view holds this run's scratch courses, so
+  as a child of a fork server (``mnist_grader.grading.zygote``) whose view holds this run's scratch courses, so
   the (trusted) nbgrader code of one submission could see another's scratch course; with
   ``--no-fork-server`` each nbgrader process gets a view of its own scratch course only, in its own
   pid namespace, at about 3 s more CPU per submission.
@@ -20,7 +21,7 @@ gradebook with the hidden tests) and the student's notebook, executed cell by ce
   notebooks as they handed them in, never the autograded copy into which nbgrader restores the hidden
   tests; a size-limited tmpfs of its own) and a small tmpfs /tmp. It cannot see the scratch gradebook,
   ``source/``, the real course or any other student. It runs as an unprivileged uid of its own (drawn
-  per submission and claimed machine-wide, ``mnist_grader.uids``, so RLIMIT_NPROC counts only its own
+  per submission and claimed machine-wide, ``mnist_grader.grading.uids``, so RLIMIT_NPROC counts only its own
   processes, even beside other grading runs: that limit is not enforced for root), with rlimits for
   CPU seconds, address space, processes, file size and open files, no network (it talks to nbgrader
   over unix sockets: the ZMQ ``ipc`` transport), in a pid namespace that dies with it (no process
@@ -47,12 +48,12 @@ see. A hold is a request for a human look, not a verdict.
 
 Files, output, disk, other runs: what is guaranteed now.
 
-* Submission files are data: the privileged parent copies a submission with ``mnist_grader.intake``
+* Submission files are data: the privileged parent copies a submission with ``mnist_grader.grading.intake``
   (no path resolved through a link, ``O_NOFOLLOW`` opens) before anything else reads it; symbolic
   links, hard links, devices, FIFOs and sockets are left out and flagged with their path, and a
   submission is capped in bytes, files and depth. Everything later (nbgrader, the scan, the kernel)
   reads only that copy.
-* Output is capped while nbgrader runs the notebook (``mnist_grader.output_cap``: per cell and per
+* Output is capped while nbgrader runs the notebook (``mnist_grader.grading.output_cap``: per cell and per
   notebook, trimmed with a visible note, the outputs that decide a grade always kept), so printing
   cannot blow up nbgrader's memory, the autograded notebook or the feedback page. One single huge
   message is still read whole (bounded by the kernel's RLIMIT_AS).
@@ -61,15 +62,15 @@ Files, output, disk, other runs: what is guaranteed now.
   host's disk; RLIMIT_FSIZE caps each file. These tmpfs live in memory (``work_mb`` + ``tmp_mb`` +
   1 MiB per running kernel), and tmpfs does not cap the NUMBER of files (each costs kernel memory).
 * Runs are isolated: every running submission has its own uid, claimed machine-wide
-  (``mnist_grader.uids``), so concurrent grading runs never share RLIMIT_NPROC or see each other's
+  (``mnist_grader.grading.uids``), so concurrent grading runs never share RLIMIT_NPROC or see each other's
   kernels; student ids reach nbgrader only through a config literal, never a command line.
 * The gradebook: read-only is refused before grading, a lock is waited for (bounded, reported);
   autograded notebooks are published only after their gradebook commit, and the next run repairs
-  what a SIGKILL left and removes dead runs' scratch folders (``mnist_grader.recovery``).
+  what a SIGKILL left and removes dead runs' scratch folders (``mnist_grader.grading.recovery``).
 
 Without bubblewrap the limits (rlimits, uid drop, wall clock) still apply, but the file-system and
 network walls do not, and the kernel's working folder is on the host's disk (RLIMIT_FSIZE caps each
-file, nothing caps their number): the caller must say so loudly (``mnist_grader.autograde`` does).
+file, nothing caps their number): the caller must say so loudly (``mnist_grader.grading.pool`` does).
 """
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from mnist_grader.jupyter_env import private_dirs
 
 #: Where the kernel's sandbox shows the prepared working files (read-only) for the shim to copy
 #: into the kernel's own size-limited working folder before it drops root.
@@ -184,7 +187,7 @@ def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:
         cwd: the folder nbgrader runs the notebook in; the kernel sees its private work folder there.
     """
     # the private /tmp first: the working folders shown below may live under the host's /tmp
-    argv = [bwrap, "--size", str(settings.limits["tmp_mb"] * 2**20), "--perms", "1777",
+    argv = [bwrap, "--size", str(settings.limits.tmp_mb * 2**20), "--perms", "1777",
             "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc"]
     shown = [p for p in _SYSTEM_DIRS + settings.readonly + [cwd, settings.ipc_dir]
              if os.path.exists(p)]
@@ -198,7 +201,7 @@ def kernel_view(bwrap: str, settings: "KernelSettings", cwd: str) -> list[str]:
             argv += ["--ro-bind", path, path]
     # its working folder: a tmpfs of its own (what it writes never reaches the host's disk), filled
     # by the shim from a read-only view of the prepared files
-    argv += ["--size", str(settings.limits.get("work_mb", 256) * 2**20), "--perms", "0755",
+    argv += ["--size", str(settings.limits.work_mb * 2**20), "--perms", "0755",
              "--tmpfs", cwd, "--ro-bind", settings.workdir, STAGING_MOUNT,
              "--bind", settings.ipc_dir, settings.ipc_dir,
              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
@@ -213,10 +216,8 @@ def kernel_environment(settings: "KernelSettings") -> dict[str, str]:
     env = {
         "PATH": os.path.dirname(settings.python) + ":/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-        "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib", "MPLBACKEND": "Agg",
-        "XDG_CACHE_HOME": "/tmp/.cache", "XDG_CONFIG_HOME": "/tmp/.config",
-        "JUPYTER_CONFIG_DIR": "/tmp/.jupyter", "JUPYTER_DATA_DIR": "/tmp/.jupyter-data",
-        "JUPYTER_RUNTIME_DIR": "/tmp/.jupyter-runtime", "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1",
+        **private_dirs(Path("/tmp"), create=False),  # the kernel's own /tmp
     }
     if settings.threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -234,8 +235,8 @@ class KernelSettings:
     Args:
         python: interpreter that runs ipykernel.
         uid: unprivileged uid for the kernel (used when the grader runs as root), unique on the
-            machine while it runs (``mnist_grader.uids``).
-        limits: ``Limits`` as a dict.
+            machine while it runs (``mnist_grader.grading.uids``).
+        limits: the kernel's rlimits (``wall_seconds`` is the grader's).
         readonly: extra read-only paths (Python install, .venv, helpers, data).
         workdir: the prepared working files: copied by the shim into the kernel's own tmpfs at
             nbgrader's cwd (with bubblewrap), or the kernel's working folder itself (without).
@@ -248,7 +249,7 @@ class KernelSettings:
 
     python: str
     uid: int
-    limits: dict
+    limits: Limits
     readonly: list[str]
     workdir: str
     submitted_dir: str
@@ -263,7 +264,8 @@ class KernelSettings:
 
     @classmethod
     def load(cls, path: str) -> "KernelSettings":
-        return cls(**json.loads(Path(path).read_text()))
+        fields = json.loads(Path(path).read_text())
+        return cls(**dict(fields, limits=Limits(**fields["limits"])))
 
 
 #: Runs inside the kernel's sandbox as root, then becomes the kernel: copy the prepared files into

@@ -1,4 +1,6 @@
-"""Which student folder names nbgrader can grade, and why the others are refused.
+"""Runs in the grading command (the parent): which student folder names nbgrader can grade.
+
+The others are refused with the reason.
 
 A student id is a folder name the students chose or a collecting script made up, so it can be
 anything a file name can be: ``--help``, ``--``, spaces, unicode, ``$(x)``, ``;``. The grader never

@@ -1,4 +1,6 @@
-"""A fork server for ``nbgrader autograde``: import nbgrader once, fork one child per submission.
+"""Runs in the fork server (``serve``, in the grader's sandbox) and the parent (``ForkServer``).
+
+A fork server for ``nbgrader autograde``: import nbgrader once, fork one child per submission.
 
 Starting an nbgrader process costs about 3 s of CPU (it imports Jupyter's server stack), as much as
 grading a small notebook; plain nbgrader pays it once for all students, one nbgrader process per
@@ -101,7 +103,7 @@ class ForkServer:
 
     def __init__(self, prefix: list[str], env: dict[str, str], log_path: str, preexec_fn=None):
         with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(prefix + [sys.executable, "-m", "mnist_grader.zygote"],
+            self.proc = subprocess.Popen(prefix + [sys.executable, "-m", "mnist_grader.grading.zygote"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=log, env=env, start_new_session=True,
                                          preexec_fn=preexec_fn)

@@ -1,5 +1,7 @@
-"""Whether the course gradebook can be written now: read-only is an error before grading starts, a
-lock held by another program is waited for, for a bounded and reported time.
+"""Runs in the grading command (the parent): whether the course gradebook can be written now.
+
+Read-only is an error before grading starts; a lock held by another program is waited for, for a
+bounded and reported time.
 
 SQLite lets one writer at a time change a database. Formgrader, another grading run or a
 ``sqlite3`` shell with an open transaction holds that lock; nbgrader's own connection gives up after

@@ -1,4 +1,6 @@
-"""Flags for code in a student's own extra cells that reaches for the grading machinery.
+"""Runs in the grading command (the parent): flags for extra cells that reach for the machinery.
+
+Code in a student's own extra cells that reaches for the grading machinery is flagged for a look.
 
 Solution cells are judged by ``mnist_grader.trusted.policy`` (a whitelist; code outside it holds the
 submission's scores for review). Cells a student adds or edits outside the solution cells never

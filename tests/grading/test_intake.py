@@ -1,4 +1,4 @@
-"""mnist_grader.intake: a submission is copied as plain data, links and special files are refused.
+"""mnist_grader.grading.intake: a submission is copied as plain data, links and special files are refused.
 
 Small generated submissions (links, FIFOs, sockets, hard links, caps) for the unit tests; one end to
 end run with the real grader on the tiny fixture course shows that a submission full of links is
@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnist_grader.intake import IntakeError, IntakeLimits, copy_submission
+from mnist_grader.grading.intake import IntakeError, IntakeLimits, copy_submission
 
 
 def submission(tmp_path: Path) -> Path:
@@ -162,7 +162,7 @@ def test_loop_link_does_not_recurse(tmp_path):
 # end to end: the real grader on the tiny fixture course
 # --------------------------------------------------------------------------------------------------
 def test_grader_refuses_links_and_grades_the_rest(tmp_path):
-    from tests.test_grader import grader_cli, needs_bwrap, tiny_course
+    from tests.grader_course import grader_cli, needs_bwrap, tiny_course
 
     needs_bwrap()
     course = tiny_course(tmp_path)

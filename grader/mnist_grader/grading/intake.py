@@ -1,4 +1,6 @@
-"""Copy a student's submission into a scratch course as plain data: never follow what it points to.
+"""Runs in the grading command (the parent, privileged): a submission copied in as plain data.
+
+A student's submission goes into a scratch course as data: nothing it points to is followed.
 
 A submission folder is hostile input that the privileged grader handles before any sandbox exists.
 Collected by unzip, tar or git, it can hold symbolic links (to the gradebook, ``/etc/shadow``, another

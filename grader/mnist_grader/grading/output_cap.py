@@ -1,4 +1,6 @@
-"""Caps on what a student's notebook may print, enforced while nbgrader runs it.
+"""Runs in the ``nbgrader autograde`` process: caps on what a student's notebook may print.
+
+They are enforced while nbgrader runs the notebook.
 
 nbgrader keeps every output message of the kernel in memory and writes it into the autograded
 notebook and the feedback page: 200 MB printed becomes a 210 MB notebook, 1 GB takes nbgrader to
@@ -22,7 +24,7 @@ from nbgrader.preprocessors import Execute
 
 #: nbgrader's autograde preprocessors (0.9.6) with ``Execute`` replaced by ``CappedExecute``
 AUTOGRADE_PREPROCESSORS = [
-    "mnist_grader.output_cap.CappedExecute",
+    "mnist_grader.grading.output_cap.CappedExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",

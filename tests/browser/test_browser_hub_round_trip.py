@@ -311,8 +311,9 @@ def grade_by_hand(trip: RoundTrip, teacher: Person, student: str, points: float,
     rubric = page.locator("#notebook-container .text_cell", has_text=RUBRIC_LINE)
     expect(rubric).to_have_count(1)
     score.fill(f"{points:g}")
-    score.press("Tab")  # leaving the field saves the score
-    expect(cell.locator(".score-saved")).to_be_visible(timeout=30_000)
+    with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT") as saved:
+        score.press("Tab")  # leaving the field saves the score
+    assert saved.value.ok, f"Formgrader did not save the score: {saved.value.status}"
     rubric.scroll_into_view_if_needed()
     shoot(trip.shots, teacher, f"manual grading of {role(student)} with the rubric")
 

@@ -36,7 +36,8 @@ def open_lab(page: Page, lab, path: str = "") -> None:
     page.goto(lab.url(f"{workspace}/tree/{path}" if path else workspace))
     # The splash screen goes when every extension has activated and the layout is restored.
     expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=60_000)
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible()
+    # ... and the main area is attached a moment later (seconds on a busy machine).
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=30_000)
     if path.endswith(".ipynb"):
         wait_for_kernel_idle(page)
 

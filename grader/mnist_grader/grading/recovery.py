@@ -22,6 +22,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import psutil
+
 from mnist_grader.course import Course
 
 OWNER_FILE = "owner"
@@ -30,7 +32,9 @@ STAGING_MARK = ".staging-"
 
 def _start_time(pid: int) -> str | None:
     """The start time of a process (clock ticks since boot), None when it does not exist; a pid
-    reused by a later process has another start time."""
+    reused by a later process has another start time. Clock ticks from /proc/PID/stat, not psutil's
+    rounded seconds: every grading run on the machine reads the owner tokens made with it, so their
+    format must not change."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -136,7 +140,7 @@ def reconcile(course: Course, assignment: str) -> dict[str, str]:
         for entry in student_dir.iterdir():
             if entry.name.startswith(staging_prefix):
                 pid = entry.name[len(staging_prefix):]
-                if pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid():
+                if pid.isdigit() and psutil.pid_exists(int(pid)) and int(pid) != os.getpid():
                     continue  # a live run is merging it right now
                 shutil.rmtree(entry, ignore_errors=True)
                 repaired[student] = "a grading run was killed while merging it"

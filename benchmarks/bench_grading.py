@@ -8,6 +8,8 @@ no cheats) of the same assignment, in two separate copies of the course, in the 
 * ours: ``mnist_grader.grading.pool`` with N workers (one nbgrader process per submission, each in its
   bubblewrap sandbox with rlimits, merged into the gradebook one transaction at a time).
 
+Both run the same notebook the same way: nbgrader sets NBGRADER_EXECUTION in either kernel, so the
+lab trains its short grading epoch and the helpers draw no figures (``helpers.grading_mode``).
 Then one reference submission is executed cell by cell with nbclient to show what dominates.
 
     python benchmarks/bench_grading.py                 # mnist_mlp, >= 20 submissions
@@ -133,7 +135,8 @@ def main() -> None:
 
         env_note = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
         print(f"grading {len(students)} submissions of {assignment} ({env_note}; "
-              f"bubblewrap: {'yes' if find_bwrap() else 'NO'})")
+              f"bubblewrap: {'yes' if find_bwrap() else 'NO'}); both kernels run with "
+              f"NBGRADER_EXECUTION set: short training, no figures drawn")
 
         n = len(students)
         load = os.getloadavg()[0]
@@ -160,7 +163,7 @@ def main() -> None:
               f"max {latency[-1]:.1f} s")
         trusted = sorted(r.trusted.seconds for r in results if r.trusted is not None)
         if trusted:
-            print(f"  of which the trusted run (hidden tests, own sandboxed process): median "
+            print(f"  the trusted run (hidden tests, own sandboxed process, beside nbgrader): median "
                   f"{trusted[len(trusted) // 2]:.1f} s, max {trusted[-1]:.1f} s per submission")
         peak = max(r.peak_rss_mb for r in results)
         print(f"  peak memory of one worker (nbgrader + sandboxed kernel, RSS): {peak:.0f} MiB")

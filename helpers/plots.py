@@ -2,7 +2,8 @@
 
 The figures are built with ``matplotlib.figure.Figure``, not ``pyplot``: nothing is shown or
 registered globally, so they work headless (Agg, CI) and a notebook displays a returned figure
-exactly once. Save one with ``fig.savefig(path)``.
+exactly once. Save one with ``fig.savefig(path)``. While nbgrader runs the notebook each returns a
+one-line placeholder instead (``helpers.grading_mode``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, MaxNLocator
+
+from .grading_mode import not_drawn_while_grading
 
 __all__ = ["plot_samples", "plot_history", "plot_runs", "plot_curves", "plot_confusion", "plot_mistakes",
            "plot_probabilities", "plot_first_layer"]
@@ -72,6 +75,7 @@ def _show_digit(ax, image: np.ndarray, title: str, color: str = "black", fontsiz
     ax.set_axis_off()
 
 
+@not_drawn_while_grading
 def plot_samples(images: Any, labels: Any, preds: Any = None, n: int = 16, ncols: int = 8) -> Figure:
     """A grid of the first ``n`` digits with their labels (and predictions, wrong ones in red).
 
@@ -153,6 +157,7 @@ def _steps_per_epoch(data: dict) -> int:
     return data.get("config", {}).get("steps_per_epoch") or max(len(step_loss) // max(len(epochs), 1), 1)
 
 
+@not_drawn_while_grading
 def plot_history(history: Any) -> Figure:
     """Loss (every step, and per epoch for training and validation) and accuracy per epoch.
 
@@ -188,6 +193,7 @@ def plot_history(history: Any) -> Figure:
     return fig
 
 
+@not_drawn_while_grading
 def plot_runs(runs: Mapping[str, Any]) -> Figure:
     """Several training runs overlaid, one colour per run: loss and accuracy against the epoch.
 
@@ -232,6 +238,7 @@ def plot_runs(runs: Mapping[str, Any]) -> Figure:
     return fig
 
 
+@not_drawn_while_grading
 def plot_curves(curves: Mapping[Any, Sequence[float]], *, xlabel: str = "step", ylabel: str = "loss",
                 title: str = "", log_y: bool = True) -> Figure:
     """Several curves overlaid on one axes, one colour and legend entry each (e.g. one per learning rate).
@@ -262,6 +269,7 @@ def plot_curves(curves: Mapping[Any, Sequence[float]], *, xlabel: str = "step", 
     return fig
 
 
+@not_drawn_while_grading
 def plot_confusion(confusion: Any, class_names: Sequence[str] | None = None) -> Figure:
     """The confusion matrix as a heat map with the counts written in the cells.
 
@@ -299,6 +307,7 @@ def _ink_for(background: Sequence[float]) -> str:
     return "black" if luminance > 0.179 else "white"
 
 
+@not_drawn_while_grading
 def plot_mistakes(images: Any, labels: Any, probs: Any, n: int = 12, ncols: int = 6) -> Figure:
     """The ``n`` most confident mistakes: wrong predictions sorted by the probability given to them.
 
@@ -341,6 +350,7 @@ def _confidence(probability: float) -> str:
     return f"{np.floor(probability * 1000) / 10:.1f}%"
 
 
+@not_drawn_while_grading
 def plot_probabilities(probs_row: Any, label: int | None = None, class_names: Sequence[str] | None = None) -> Figure:
     """The predicted probabilities for one image as bars; the prediction is coloured, red when wrong.
 
@@ -406,6 +416,7 @@ def first_layer_weights(model_or_weight: Any) -> np.ndarray:
     return weight.astype(np.float32)
 
 
+@not_drawn_while_grading
 def plot_first_layer(model_or_weight: Any, n: int = 32, ncols: int = 8) -> Figure:
     """What the first hidden units look for: each unit's 784 input weights drawn as a 28x28 image.
 

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imsave
 
 from .batching import resolve_device
+from .grading_mode import NotDrawn, not_drawn_while_grading
 from .plots import RIGHT, WRONG, _as_array, _as_images, plot_history, plot_probabilities, plot_runs
 from .protocol import check_eval_output
 from .training import History, fit
@@ -26,8 +27,10 @@ from .training import History, fit
 __all__ = ["digit_browser", "DigitBrowser", "LiveTrainingView", "hidden_size_explorer", "HiddenSizeExplorer"]
 
 
-def figure_png(fig: Figure, dpi: int = 72) -> bytes:
-    """The figure rendered to PNG bytes."""
+def figure_png(fig: Figure | NotDrawn, dpi: int = 72) -> bytes:
+    """The figure rendered to PNG bytes (none for a figure not drawn while grading)."""
+    if isinstance(fig, NotDrawn):
+        return b""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
@@ -39,9 +42,9 @@ def empty_image(width: int) -> widgets.Image:
 
 
 def show_png(image: widgets.Image, png: bytes) -> None:
-    """Put a picture into an Image widget and make it visible."""
+    """Put a picture into an Image widget and make it visible (an empty one stays hidden)."""
     image.value = png
-    image.layout.display = None
+    image.layout.display = None if png else "none"
 
 
 def digit_png(image: np.ndarray) -> bytes:
@@ -164,6 +167,7 @@ class DigitBrowser(widgets.VBox):
         self.caption.value = text
 
 
+@not_drawn_while_grading
 def digit_browser(images: Any, labels: Any, model: torch.nn.Module | None = None,
                   collate_fn: Callable | None = None, device: str | torch.device = "cpu") -> DigitBrowser:
     """A slider over the digits showing each image, its label and, with a model, its probabilities.
@@ -207,7 +211,7 @@ class LiveTrainingView:
         self.image = empty_image(720)
         self.status = widgets.HTML("waiting for training to start")
         self.widget = widgets.VBox([self.status, self.image])
-        self.figure: Figure | None = None
+        self.figure: Figure | NotDrawn | None = None
         self.redraws = 0
         self._history: History | None = None
         self._last_draw = -float("inf")
@@ -228,8 +232,9 @@ class LiveTrainingView:
         self.redraws += 1
         self.status.value = html.escape(self._describe(history))
 
-    def finish(self, history: History | None = None) -> Figure:
-        """The final figure, drawn from ``history`` (default: the last one seen); the live picture is hidden.
+    def finish(self, history: History | None = None) -> Figure | NotDrawn:
+        """The final figure, drawn from ``history`` (default: the last one seen); the live picture is hidden
+        (while grading, ``NotDrawn``: see ``helpers.grading_mode``).
 
         Make it the last expression of the training cell: the notebook shows the figure once, also
         when the view never drew (e.g. no callback while grading, then pass the History).
@@ -365,6 +370,7 @@ class HiddenSizeExplorer(widgets.VBox):
         show_png(self.summary_image, figure_png(plot_runs(dict(zip(labels, self.histories)))))
 
 
+@not_drawn_while_grading
 def hidden_size_explorer(train_data: Any, val_data: Any, collate_fn: Callable | None,
                          model_factory: Callable[[int], torch.nn.Module], sizes: Sequence[int] = (8, 32, 128, 512),
                          epochs: int = 3, **fit_kwargs: Any) -> HiddenSizeExplorer:

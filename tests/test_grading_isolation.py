@@ -213,7 +213,7 @@ def test_read_only_gradebook_is_an_error_before_grading(tmp_path):
 # what a killed run leaves is repaired by the next
 # --------------------------------------------------------------------------------------------------
 def test_next_run_repairs_what_a_killed_run_left(tmp_path):
-    from mnist_grader.grading.recovery import owner_token
+    from mnist_grader.grading.recovery import mark_owner
 
     needs_bwrap()
     course = tiny_course(tmp_path)
@@ -230,13 +230,13 @@ def test_next_run_repairs_what_a_killed_run_left(tmp_path):
     dead.wait()
     staging = autograded / REFERENCE / f".tiny.staging-{dead.pid}"
     shutil.copytree(autograded / REFERENCE / "tiny", staging)
-    # scratch folders: one of a dead run, one of a live run, one not ours
+    # scratch folders: one of a dead run (its owner file unlocked), one of a live run (this test
+    # process holds its lock, as a run does), one not ours (no owner file)
     scratch = tmp_path / "scratch"
-    for name, owner in [("grading-dead", f"{dead.pid} 1"), ("grading-live", owner_token()),
-                        ("grading-other", None)]:
+    for name in ("grading-dead", "grading-live", "grading-other"):
         (scratch / name / "000").mkdir(parents=True)
-        if owner:
-            (scratch / name / "owner").write_text(owner)
+    os.close(mark_owner(scratch / "grading-dead"))  # its owner has ended: the lock is gone
+    live_lock = mark_owner(scratch / "grading-live")
 
     proc = grader_cli(course, "autograde", "--assignment", "tiny", "--no-progress", "-j", "2",
                       "--student", "nobody-else", check=False, env={"TMPDIR": str(scratch)})
@@ -250,6 +250,7 @@ def test_next_run_repairs_what_a_killed_run_left(tmp_path):
     assert (autograded / "example-blank" / "tiny" / "tiny.ipynb").is_file()
     assert auto_score(course, REFERENCE) == 5.0
     assert sorted(p.name for p in scratch.iterdir()) == ["grading-live", "grading-other"]
+    os.close(live_lock)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def train(data, epochs=3, seed=0, model_seed=0, n_hidden=32, **kwargs):
 
 
 def test_fit_learns_on_real_mnist_and_records_history(data):
-    model, history = train(data, epochs=4)
+    model, history = train(data, epochs=4, device="cpu")  # the GPU path: tests/test_cuda.py
     steps_per_epoch = math.ceil(len(data[0]) / 128)
     assert isinstance(history, History)
     assert len(history.step_loss) == 4 * steps_per_epoch == 4 * history.steps_per_epoch
@@ -70,7 +70,7 @@ def test_callbacks_run_every_log_every_steps_and_after_each_epoch(data):
 
 def test_fit_restores_torch_threads(data):
     before = torch.get_num_threads()
-    _, history = train(data, epochs=1)
+    _, history = train(data, epochs=1, device="cpu")  # "auto" threads means 1 on the CPU only
     assert history.config["num_threads"] == 1
     assert torch.get_num_threads() == before
 

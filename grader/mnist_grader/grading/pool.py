@@ -5,10 +5,11 @@ runs the real ``nbgrader autograde ASSIGNMENT`` there (as a child of a fork serv
 nbgrader once, ``mnist_grader.grading.zygote``, or with ``fork_server=False`` as a fresh process),
 inside ``mnist_grader.grading.sandbox.grader_view``, under the wall clock and process watchdog of
 ``mnist_grader.grading.supervise``; nbgrader starts the student's kernel through a kernelspec that
-puts it in ``mnist_grader.grading.sandbox.kernel_view`` (see that module for the threat model). Then
-the trusted run (``mnist_grader.trusted``) runs the whole test cells against the student's
-definitions. The main thread, the only writer of the real gradebook, merges each finished
-submission in one transaction (``mnist_grader.grading.merge``).
+puts it in ``mnist_grader.grading.sandbox.kernel_view`` (see that module for the threat model).
+Meanwhile the trusted run (``mnist_grader.trusted``) runs the whole test cells against the
+student's definitions (it needs only the submitted notebooks, so it runs beside nbgrader). The main
+thread, the only writer of the real gradebook, merges each finished submission in one transaction
+(``mnist_grader.grading.merge``).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,7 +118,8 @@ class Grader:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
         self.run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir=root))
-        mark_owner(self.run_dir)  # a later run removes it if this one is killed
+        # locked while this run lives: a later run removes the folder only once this one has ended
+        self._owner_lock = mark_owner(self.run_dir)
         self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
         self.kernel_paths = kernel_readonly_paths(course, options.kernel_readonly)
         self.grader_paths = grader_readonly_paths(course, self.kernel_paths)
@@ -133,6 +135,8 @@ class Grader:
         self.trusted_server = TrustedServer(self.trusted_settings,
                                             lab_imports(self.source_notebooks)) \
             if options.fork_server else None
+        self._trusted_pool = ThreadPoolExecutor(max_workers=options.workers,
+                                                thread_name_prefix="trusted-run")
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(options.workers):
             self._slots.put(slot)
@@ -176,10 +180,14 @@ class Grader:
         start = time.monotonic()
         slot = self._slots.get()
         scratch = self.run_dir / f"{index:03d}"
+        trusted_run = None
         try:
             scratch = self._scratch_course(index, student)
             env = jupyter_env(scratch / "env")
             self._kernelspec(scratch, env, student)
+            # The trusted run needs only the submitted notebooks, so it runs beside nbgrader: its
+            # CPU fills the time a worker waits (kernel start, messages), and latency drops.
+            trusted_run = self._trusted_pool.submit(self._trusted_run, scratch, student, slot)
             argv = [self.assignment, "--force"]  # the student id is in the scratch config
             log_path = scratch / "autograde.log"
             if self.zygote is not None:
@@ -193,12 +201,14 @@ class Grader:
                         ["--chdir", str(scratch / "course")] + command
                 returncode, peak_kb, timed_out = self.supervisor.run(command, scratch / "course",
                                                                      env, log_path)
-            jobs, trusted = self._trusted_run(scratch, student, slot)
+            jobs, trusted = trusted_run.result()
         except Exception as exc:  # a broken submission folder must not stop the others
             return GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
                                reason=f"could not prepare grading: {type(exc).__name__}: {exc}",
                                scratch=scratch)
         finally:
+            if trusted_run is not None:
+                wait([trusted_run])  # it runs as the submission's uid: release that only after it
             self._release_uid(student)
             self._slots.put(slot)
         result = GradeResult(student=student, ok=False, seconds=time.monotonic() - start,
@@ -256,12 +266,14 @@ class Grader:
                     raise
         finally:
             bar.close()
+            self._trusted_pool.shutdown(wait=False, cancel_futures=True)
             if self.zygote is not None:
                 self.zygote.close()
             if self.trusted_server is not None:
                 self.trusted_server.close()
             if not self.options.keep_scratch:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
+            os.close(self._owner_lock)
         return sorted(results, key=lambda r: r.student)
 
     def _release_uid(self, student: str) -> None:

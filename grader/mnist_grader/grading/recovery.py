@@ -10,12 +10,15 @@ staged files are moved into place (``publish_staged``). A SIGKILL can still land
 those steps; the next run repairs that before it grades (``reconcile``): a staging folder of a dead
 run, or an autograded folder with no gradebook row, is removed and that student is graded again.
 
-Scratch folders (``grading-*``, one per run) carry the pid and start time of the run that made them
-(``mark_owner``); the next run removes those whose owner is gone (``remove_dead_runs``) and never
-touches a live run's folder, whoever started it.
+Scratch folders (``grading-*``, one per run) hold an owner file that the run which made them keeps
+locked (``flock``) for as long as it lives (``mark_owner``); the kernel drops the lock when that
+process ends, however it ends. The next run removes the folders whose lock it can take
+(``remove_dead_runs``) and never touches a live run's folder, whoever started it: a lock, unlike a
+pid, means the same in every pid namespace and cannot be reused by another process.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -42,23 +45,37 @@ def _start_time(pid: int) -> str | None:
     return stat[stat.rindex(")") + 2:].split()[19]
 
 
-def _owner_alive(owner: str) -> bool:
-    try:
-        pid, started = owner.split()
-        return _start_time(int(pid)) == started
-    except ValueError:
-        return False
-
-
 def owner_token(pid: int | None = None) -> str:
-    """"PID STARTTIME" of a process (default: this one)."""
+    """"PID STARTTIME" of a process (default: this one), written into the owner file for people."""
     pid = os.getpid() if pid is None else pid
     return f"{pid} {_start_time(pid)}"
 
 
-def mark_owner(run_dir: Path) -> None:
-    """Record in a scratch run folder that this process owns it."""
-    (run_dir / OWNER_FILE).write_text(owner_token())
+def mark_owner(run_dir: Path) -> int:
+    """Mark a scratch run folder as this process's: its owner file, locked until this process ends.
+
+    Returns:
+        The locked file descriptor: keep it open for the whole run (closing it gives the folder up).
+    """
+    fd = os.open(run_dir / OWNER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, owner_token().encode())
+    return fd
+
+
+def _owner_gone(owner_file: str) -> bool:
+    """Whether nobody holds the lock of a run folder's owner file (its run has ended)."""
+    try:
+        fd = os.open(owner_file, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # no owner mark (not made by this grader) or not ours to read: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def remove_dead_runs(parent: Path, prefix: str = "grading-") -> list[Path]:
@@ -77,11 +94,7 @@ def remove_dead_runs(parent: Path, prefix: str = "grading-") -> list[Path]:
     for entry in entries:
         if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
             continue
-        try:
-            owner = (Path(entry.path) / OWNER_FILE).read_text()
-        except OSError:
-            continue
-        if not _owner_alive(owner):
+        if _owner_gone(os.path.join(entry.path, OWNER_FILE)):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed

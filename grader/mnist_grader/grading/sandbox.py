@@ -34,8 +34,12 @@ gradebook with the hidden tests) and the student's notebook, executed cell by ce
   (``def``/``class``/``import`` and plain-name assignments of the solution cells, by AST), with the
   checks and the switches for off-limits functions bound before any student code, and runs the
   whole test cells there. That process has the kernel's kind of wall, sees no student file, and
-  reports on a pipe with a nonce. Answers that use anything outside the lab's whitelist
-  (``mnist_grader.trusted.policy``) hold the submission's scores at 0 for review, with the reason.
+  reports on a pipe with a nonce. It runs while the kernel runs, as the same per-submission uid,
+  but in its own mount, pid, network and IPC namespaces: the kernel cannot see, signal or reach it
+  (they share only that uid's RLIMIT_NPROC, so a fork bomb can fail its own trusted run, which
+  scores 0, never raise a grade), and the uid is released only when both have ended. Answers that
+  use anything outside the lab's whitelist (``mnist_grader.trusted.policy``) hold the submission's
+  scores at 0 for review, with the reason.
 
 What is guaranteed now: nothing the student's kernel does (its globals, builtins, IPython's history,
 outputs, displayhook, input transformers, rebound comparison functions) changes a score upward, and

@@ -36,6 +36,8 @@ def machinery_flags(notebook_path: Path) -> list[str]:
             continue  # answers go through the policy; instructor cells are restored by nbgrader
         extra[f"cell {index}"] = cell.source if isinstance(cell.source, str) else ""
     flags = []
-    for where, review in policy.review_extra_cells(extra).items():
+    with policy.SYNTAX_TREE_LOCK:
+        reviews = policy.review_extra_cells(extra)
+    for where, review in reviews.items():
         flags += [f"{where}, {reason}" for reason in review]
     return flags

@@ -75,7 +75,8 @@ def lab_imports(sources: list[Path]) -> list[str]:
             if cell.cell_type != "code" or not utils.is_locked(cell) or utils.is_grade(cell):
                 continue
             try:
-                tree = ast.parse(cell.source)
+                with policy.SYNTAX_TREE_LOCK:
+                    tree = ast.parse(cell.source)
             except SyntaxError:
                 continue
             for node in ast.walk(tree):
@@ -119,5 +120,6 @@ def build_notebook_job(source: Path, submitted: Path | None, delimiters: ClearHi
             lab_sources.append(cell.source)
             cells.append({"kind": "lab", "id": grade_id, "source": cell.source})
     tests = [c["source"] for c in cells if c["kind"] == "test"]
-    reviews = policy.review(student_sources, lab_sources, tests)
+    with policy.SYNTAX_TREE_LOCK:
+        reviews = policy.review(student_sources, lab_sources, tests)
     return NotebookJob(name=source.stem, cells=cells, reviews=reviews, missing=missing)

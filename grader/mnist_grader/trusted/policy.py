@@ -35,6 +35,7 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
+import threading
 import types
 from dataclasses import dataclass, field
 
@@ -43,6 +44,10 @@ ALLOWED_MODULES = frozenset({"numpy", "torch", "math", "gzip", "struct", "array"
                              "functools", "itertools", "typing", "pathlib"})
 #: Modules a student may import for some attributes only: module -> first attributes allowed.
 RESTRICTED_MODULES = {"os": frozenset({"path"})}
+#: CPython 3.11 converts syntax trees with interpreter-wide state, so two threads parsing at once
+#: fail with "SystemError: AST constructor recursion depth mismatch": the grading parent reads
+#: notebooks in several threads, and holds this lock around every review.
+SYNTAX_TREE_LOCK = threading.RLock()
 #: Attributes of allowed modules that load code or reach the outside (pickles, compiled code).
 DENIED_MODULE_ATTRS = frozenset({"load", "loads", "save", "hub", "jit", "compile", "library", "ops",
                                  "classes", "cpp_extension", "multiprocessing", "distributed",

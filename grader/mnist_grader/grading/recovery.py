@@ -35,9 +35,7 @@ STAGING_MARK = ".staging-"
 
 def _start_time(pid: int) -> str | None:
     """The start time of a process (clock ticks since boot), None when it does not exist; a pid
-    reused by a later process has another start time. Clock ticks from /proc/PID/stat, not psutil's
-    rounded seconds: every grading run on the machine reads the owner tokens made with it, so their
-    format must not change."""
+    reused by a later process has another start time."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--students", type=int, default=2, help="number of student users")
     p.add_argument("--port", type=int, default=0, help="public port (0: a free one)")
     p.add_argument("--proxy", type=Path, help="the configurable-http-proxy executable")
+    p.add_argument("--on-submit", action="store_true",
+                   help="also run the autograde-on-submit service (mnist_grader.on_submit; start only)")
     return parser
 
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                     hub_dir=args.hub_dir, course_root=course.root, assignment=args.assignment,
                     course_id=course.course_id, env=args.env,
                     proxy=args.proxy, prefix=args.prefix, n_students=args.students,
-                    port=args.port)
+                    port=args.port, on_submit=args.on_submit)
                 build_student_env(Path(settings.env))
                 hub.start(settings)
             elif args.action == "stop":

@@ -76,14 +76,18 @@ class HubSettings:
     hub_port: int
     proxy_api_port: int
     mnist_root: str | None = None
+    # the autograde-on-submit service's command (a hub-managed service, as root), [] when off
+    on_submit: list[str] = field(default_factory=list)
     passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, hub_dir: Path, course_root: Path, assignment: str, course_id: str,
-               env: Path, proxy: Path, prefix: str, n_students: int, port: int) -> "HubSettings":
+               env: Path, proxy: Path, prefix: str, n_students: int, port: int,
+               on_submit: bool = False) -> "HubSettings":
         """New settings: user names from ``prefix`` and free ports. ``env`` is the users' Python
         environment (``deploy.student_env``): the course's own .venv may rest on an interpreter
-        other users cannot run, and holds the instructor tools."""
+        other users cannot run, and holds the instructor tools. ``on_submit``: also grade each
+        submission as it arrives (``mnist_grader.on_submit``)."""
         if not prefix or not prefix.replace("-", "").isalnum() or not prefix[0].isalpha():
             raise HubError(f"user name prefix {prefix!r}: use letters, digits and '-', starting with a letter")
         if n_students < 1:
@@ -92,12 +96,22 @@ class HubSettings:
         longest = max([f"{prefix}instructor", *students], key=len)
         if len(longest) > 32:
             raise HubError(f"user name {longest!r} is longer than 32 characters: shorten the prefix")
-        return cls(hub_dir=str(hub_dir.resolve()), course_root=str(course_root.resolve()),
-                   assignment=assignment, course_id=course_id, env=str(env.resolve()),
-                   proxy=str(proxy.resolve()),
-                   instructor=f"{prefix}instructor", students=students,
-                   port=port or free_port(), hub_port=free_port(), proxy_api_port=free_port(),
-                   mnist_root=os.environ.get("MNIST_ROOT"))
+        settings = cls(hub_dir=str(hub_dir.resolve()), course_root=str(course_root.resolve()),
+                       assignment=assignment, course_id=course_id, env=str(env.resolve()),
+                       proxy=str(proxy.resolve()),
+                       instructor=f"{prefix}instructor", students=students,
+                       port=port or free_port(), hub_port=free_port(), proxy_api_port=free_port(),
+                       mnist_root=os.environ.get("MNIST_ROOT"))
+        if on_submit:
+            # As root from the course's environment, like the hub: the grader runs each student's
+            # kernel as a uid of its own; its log stays in the private state folder (scores). The
+            # environment by its real path: the grader's sandboxes show it there, not a link to it.
+            python = Path(sys.prefix).resolve() / "bin" / "python"
+            settings.on_submit = [str(python), "-m", "mnist_grader.on_submit",
+                                  "--course-dir", str(settings.instructor_course),
+                                  "--assignment", assignment,
+                                  "--log-file", str(settings.folder / "state" / "on-submit.log")]
+        return settings
 
     @property
     def users(self) -> list[str]:
@@ -196,12 +210,16 @@ def _write_as(path: Path, text: str, user: str, mode: int = 0o644) -> None:
     _chown_tree(path.parent, user)
 
 
-def run_as(user: str, settings: HubSettings, cmd: list[str], cwd: Path, what: str) -> None:
-    """Run ``cmd`` as ``user`` (its uid, gid and home), with the users' environment on PATH."""
+def run_as(user: str, settings: HubSettings, cmd: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as ``user`` (its uid, gid and home), with the users' environment on PATH.
+
+    Raises:
+        HubError: it failed (the message has its output).
+    """
     entry = pwd.getpwnam(user)
     env = {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
            "PATH": f"{settings.env}/bin:/usr/local/bin:/usr/bin:/bin"}
-    _run(cmd, what, cwd=cwd, env=env, user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+    return _run(cmd, what, cwd=cwd, env=env, user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
 
 
 # ---------------------------------------------------------------------------------------------

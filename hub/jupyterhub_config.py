@@ -13,6 +13,8 @@ uses them:
   ~/.jupyter/nbgrader_config.py names the course folder, ~/mnist-course).
 - the proxy: the configurable-http-proxy npm package, started and stopped by the hub; everything
   listens on 127.0.0.1 only.
+- autograde on submit (optional, `make hub HUB_ON_SUBMIT=1`): `mnist_grader.on_submit` as a service the
+  hub starts and stops, as root (the hub's user) in the hub's private state folder.
 """
 import json
 import os
@@ -52,3 +54,11 @@ c.Spawner.environment = {
     # The kernels read MNIST from here (no download on a machine without network).
     **({"MNIST_ROOT": settings["mnist_root"]} if settings.get("mnist_root") else {}),
 }
+
+if settings.get("on_submit"):
+    c.JupyterHub.services = [{
+        "name": "autograde-on-submit",
+        "command": settings["on_submit"],
+        "cwd": str(state),
+        "environment": {"MNIST_ROOT": settings["mnist_root"]} if settings.get("mnist_root") else {},
+    }]

@@ -31,6 +31,9 @@ FEEDBACK_PREPROCESSORS = [
     "mnist_grader.readable_feedback.RenderMath",
     "mnist_grader.readable_feedback.TitleTestCells",
 ]
+#: ``python -m mnist_grader.feedback`` flag: feedback on the autograded part only, every cell still
+#: waiting for a grader shown as such, never as 0 (``mnist_grader.provisional_feedback``)
+AUTOGRADED_PART_ONLY = "--autograded-part-only"
 
 
 def waiting_for_a_grader(course: Course, assignment: str, students: list[str]) -> list[str]:
@@ -50,12 +53,14 @@ def waiting_for_a_grader(course: Course, assignment: str, students: list[str]) -
 
 
 def generate_feedback(course: Course, assignment: str, students: list[str] | None = None,
-                      include_ungraded: bool = False) -> tuple[list[Path], list[str]]:
+                      include_ungraded: bool = False,
+                      autograded_part_only: bool = False) -> tuple[list[Path], list[str]]:
     """Write ``feedback/<student>/<assignment>/*.html`` for graded students.
 
     Feedback is the last step: written before the hand grading, it would tell a student 0 points
     for every answer not graded yet. So submissions still waiting for a grader are left out unless
-    ``include_ungraded``.
+    ``include_ungraded``, or unless ``autograded_part_only``: then the page shows only the autograded
+    part's scores and marks what waits for a grader (``mnist_grader.provisional_feedback``).
 
     Returns:
         (the feedback folders written, the students left out because they wait for a grader).
@@ -67,7 +72,8 @@ def generate_feedback(course: Course, assignment: str, students: list[str] | Non
     if not wanted:
         raise CourseError(f"nothing autograded for {assignment!r} in {autograded}: run "
                           f"python -m mnist_grader autograde first")
-    waiting = [] if include_ungraded else waiting_for_a_grader(course, assignment, wanted)
+    waiting = [] if include_ungraded or autograded_part_only else \
+        waiting_for_a_grader(course, assignment, wanted)
     ready = [s for s in wanted if s not in waiting]
     if not ready:
         return [], waiting
@@ -76,6 +82,7 @@ def generate_feedback(course: Course, assignment: str, students: list[str] | Non
     calls = [[assignment, "--force", f"--CourseDirectory.student_id_exclude={','.join(waiting)}"]] \
         if students is None else [[assignment, "--force", f"--student={s}"] for s in ready]
     for args in calls:
+        args += [AUTOGRADED_PART_ONLY] if autograded_part_only else []
         run_nbgrader(course, args, "writing feedback", module=__name__)
     return [course.folder("feedback", assignment, s) for s in ready
             if course.folder("feedback", assignment, s).is_dir()], waiting
@@ -87,9 +94,14 @@ def main() -> None:
 
     from mnist_grader.readable_feedback import NBGRADER_TEMPLATES, TEMPLATE_NAME, TEMPLATES
 
+    argv = [arg for arg in sys.argv[1:] if arg != AUTOGRADED_PART_ONLY]
+    part_only = ["mnist_grader.provisional_feedback.AutogradedPartOnly"] \
+        if AUTOGRADED_PART_ONLY in sys.argv[1:] else []
     app = GenerateFeedbackApp.instance()
-    app.initialize(sys.argv[1:])
-    app.config.GenerateFeedback.preprocessors = list(FEEDBACK_PREPROCESSORS)
+    app.initialize(argv)
+    # after GetGrades (it reads the scores), before the cells are rendered
+    app.config.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS[:1] + part_only \
+        + FEEDBACK_PREPROCESSORS[1:]
     app.config.GenerateFeedback.exporter_class = "mnist_grader.readable_feedback.FeedbackExporter"
     app.config.HTMLExporter.template_name = TEMPLATE_NAME
     app.config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]

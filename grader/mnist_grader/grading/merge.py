@@ -239,6 +239,7 @@ def copy_autograded(course: Course, assignment: str, scratch: Path, student: str
     dest.mkdir(parents=True)
     for notebook in src.glob("*.ipynb"):
         annotate_notebook(notebook, report, holds)
-    for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt"]:
+    # submission_secret.txt names the feedback file nbgrader's release_feedback publishes
+    for name in [p.name for p in src.glob("*.ipynb")] + ["timestamp.txt", "submission_secret.txt"]:
         if (src / name).is_file():
             shutil.copyfile(src / name, dest / name)

@@ -7,6 +7,7 @@ Layout (nbgrader's own defaults, rooted at this folder):
     exchange/               the hand-out/hand-in folder of the Assignment List (`make exchange`)
 """
 import os
+import sys
 
 c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)
 
@@ -44,6 +45,15 @@ c.TrustedRun.skip_cells = ["browse_digits", "explore_hidden_size", "evaluate_plo
 # ... and does not draw the figures of the cells it runs.
 c.TrustedRun.stub_calls = ["helpers.plots.plot_samples", "helpers.plots.plot_history",
                            "helpers.widgets.LiveTrainingView.finish"]
+
+# Formgrader's Manual Grading shows each written answer's rubric (its source cell) above the
+# student's answer, on the page only (grader/mnist_grader/rubric.py). The instructor's server may
+# run from an environment without the grader installed (the hub's): the course's grader/ serves.
+_GRADER = os.path.join(COURSE_ROOT, "grader")
+if os.path.isdir(_GRADER) and _GRADER not in sys.path:
+    sys.path.append(_GRADER)
+c.HTMLExporter.preprocessors = ["mnist_grader.rubric.ShowRubric"]
+c.ShowRubric.source_folder = os.path.join(COURSE_ROOT, "source")
 
 # `nbgrader autograde` and Formgrader's Autograde button grade in the sandbox, like
 # `python -m mnist_grader autograde`: nbgrader runs no student code itself; its autograde step hands

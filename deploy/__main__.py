@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                     course_id=course.course_id, env=args.env,
                     proxy=args.proxy, prefix=args.prefix, n_students=args.students,
                     port=args.port, on_submit=args.on_submit)
-                build_student_env(Path(settings.env), for_hub=True)
+                build_student_env(Path(settings.env), extra_pins=hub.users_env_pins())
                 hub.start(settings)
             elif args.action == "stop":
                 hub.stop(args.hub_dir)

@@ -13,7 +13,6 @@ its GECOS field, and a name that is taken by anybody else is refused at start.
 
 The hub's folder (default ``build/hub``):
     settings.json    ports, users, environments (read by hub/jupyterhub_config.py)
-    instructor-env/  the instructor's environment: the students' one plus the grader (deploy.instructor_env)
     passwords.txt    the generated logins (mode 600)
     state/           JupyterHub's database, cookie secret, PID files (mode 700)
     exchange/        nbgrader's exchange, shared by all users (mode 777, as nbgrader asks)
@@ -47,12 +46,21 @@ COURSE_FOLDER = "mnist-course"
 MARKER = "mnist-course hub user"
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
+# The users' servers are JupyterHub's single-user server: the same JupyterHub as the hub's own.
+HUB_REQUIREMENTS = REPO / "requirements" / "instructor.txt"
 # What a student must never read in the course folder the hub is started from.
 PRIVATE_COURSE_PARTS = ("source", "submitted", "autograded", "feedback", "gradebook.db")
 
 
 class HubError(Exception):
     """The hub cannot be started, stopped or cleaned; the message says why and what to do."""
+
+
+def users_env_pins() -> tuple[str, ...]:
+    """What the users' environment needs beyond a student's: JupyterHub, pinned as the hub's."""
+    from deploy.student_env import pin
+
+    return (pin("jupyterhub", HUB_REQUIREMENTS),)
 
 
 def free_port() -> int:
@@ -231,17 +239,16 @@ def run_as(user: str, settings: HubSettings, cmd: list[str], cwd: Path, what: st
 
 def nbgrader_user_config(settings: HubSettings, course_root: Path | None = None) -> str:
     """A user's ~/.jupyter/nbgrader_config.py: the course and the shared exchange (and, for the
-    instructor, the course folder the Formgrader manages, with that course's own nbgrader_config.py:
-    Formgrader's server runs in the home folder, where nbgrader would not read it, and it says how
-    to autograde (in the sandbox) and what feedback leaves out)."""
+    instructor, the course folder the Formgrader manages, with that course's own settings: nbgrader
+    reads a course's nbgrader_config.py only when started in its folder, and the instructor's server
+    starts in the home)."""
     lines = ["# Written by `make hub`: this hub's course and its shared exchange.",
              "c = get_config()  # noqa: F821"]
     if course_root is not None:
         lines.append(f"load_subconfig({str(course_root / 'nbgrader_config.py')!r})  # noqa: F821")
+        lines.append(f"c.CourseDirectory.root = {str(course_root)!r}")
     lines += [f"c.CourseDirectory.course_id = {settings.course_id!r}",
               f"c.Exchange.root = {str(settings.exchange)!r}"]
-    if course_root is not None:
-        lines.append(f"c.CourseDirectory.root = {str(course_root)!r}")
     return "\n".join(lines) + "\n"
 
 
@@ -251,16 +258,16 @@ def server_config(instructor: bool) -> dict:
     JupyterHub's single-user servers forbid being framed at all (``frame-ancestors 'none'``), but
     JupyterLab shows nbgrader's Formgrader in a frame of the same server: allow same-origin frames.
     For the instructor, nbgrader's instructor extensions are switched back on (the shared
-    environment has them off; the user's own config outranks the environment's), and the server's
-    logger records INFO and up only (Formgrader's Autograde log is what it records meanwhile).
+    environment has them off; the user's own config outranks the environment's).
     """
     from deploy.student_env import INSTRUCTOR_SERVER_EXTENSIONS
-    from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
 
     config = {"ServerApp": {"tornado_settings": {"headers": {
         "Content-Security-Policy": "frame-ancestors 'self'"}}}}
     if instructor:
         config["ServerApp"]["jpserver_extensions"] = {name: True for name in INSTRUCTOR_SERVER_EXTENSIONS}
+        # Formgrader's Autograde log is what the server's logger records meanwhile: INFO and up
+        from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
         config["ServerApp"]["logging_config"] = QUIET_SERVER_LOGGING
     return config
 

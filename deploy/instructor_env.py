@@ -35,7 +35,9 @@ def build_instructor_env(env_dir: Path, grader_dir: Path) -> Path:
     """
     if not (grader_dir / "pyproject.toml").is_file():
         raise StudentEnvError(f"no grader distribution in {grader_dir} (grader/pyproject.toml)")
-    env_bin = build_student_env(env_dir, for_hub=True)
+    from deploy.hub import users_env_pins
+
+    env_bin = build_student_env(env_dir, extra_pins=users_env_pins())
     pip = [str(env_bin / "python"), "-m", "pip", "install", "-q"]
     _run(pip + ["-r", str(INSTRUCTOR_REQUIREMENTS), SETUPTOOLS], "installing the instructor's pins")
     _run(pip + ["--no-deps", "--no-build-isolation", "-e", str(grader_dir)],

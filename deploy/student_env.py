@@ -58,33 +58,27 @@ def _run(cmd: list[str], what: str) -> None:
                               f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
 
-# On a JupyterHub every user's server is `jupyterhub-singleuser`, from the `jupyterhub` package
-# (pinned with the instructor's tools: a student's own install never needs it).
-HUB_REQUIREMENTS = REPO / "requirements" / "instructor.txt"
-HUB_PACKAGE = "jupyterhub"
-
-
-def requirements_digest(for_hub: bool = False) -> str:
+def requirements_digest(extra_pins: tuple[str, ...] = ()) -> str:
     """What the installed packages depend on: the pins (the helpers are reinstalled every time)."""
-    pins = b"".join(path.read_bytes() for path in REQUIREMENTS)
-    if for_hub:
-        pins += _hub_pin().encode()
-    return hashlib.sha256(pins).hexdigest()
+    return hashlib.sha256(b"".join(path.read_bytes() for path in REQUIREMENTS)
+                          + "\n".join(extra_pins).encode()).hexdigest()
 
 
-def _hub_pin() -> str:
-    pins = [line.strip() for line in HUB_REQUIREMENTS.read_text().splitlines()
-            if line.startswith(f"{HUB_PACKAGE}==")]
+def pin(package: str, requirements: Path) -> str:
+    """The ``package==X.Y.Z`` line of a requirements file.
+
+    Raises:
+        StudentEnvError: the file does not pin the package exactly once.
+    """
+    pins = [line.strip() for line in requirements.read_text().splitlines()
+            if line.strip().lower().startswith(f"{package.lower()}==")]
     if len(pins) != 1:
-        raise StudentEnvError(f"{HUB_REQUIREMENTS} must pin {HUB_PACKAGE} exactly once")
+        raise StudentEnvError(f"{requirements} must pin {package} exactly once ({package}==X.Y.Z)")
     return pins[0]
 
 
 def _torch_pin() -> str:
-    pins = [line.strip() for line in REQUIREMENTS[0].read_text().splitlines() if line.startswith("torch==")]
-    if len(pins) != 1:
-        raise StudentEnvError(f"{REQUIREMENTS[0]} must pin torch exactly once (torch==X.Y.Z)")
-    return pins[0]
+    return pin("torch", REQUIREMENTS[0])
 
 
 def usable_by_everyone(path: Path) -> bool:
@@ -141,7 +135,7 @@ def build_helpers_wheel(out_dir: Path) -> Path:
     return wheels[-1]
 
 
-def build_student_env(env_dir: Path, for_hub: bool = False) -> Path:
+def build_student_env(env_dir: Path, extra_pins: tuple[str, ...] = ()) -> Path:
     """Create (or bring up to date) the student environment at ``env_dir``.
 
     The pinned requirements are installed once (torch first, alone: a bare torch requirement pulls a
@@ -149,8 +143,8 @@ def build_student_env(env_dir: Path, for_hub: bool = False) -> Path:
     switches are applied every time, so a changed ``helpers/`` reaches students.
 
     Args:
-        env_dir: folder of the virtual environment.
-        for_hub: also install ``jupyterhub`` (the users' servers on a hub are its single-user server).
+        extra_pins: pinned packages the environment needs beyond a student's (a hub's users need
+            JupyterHub's single-user server).
 
     Returns:
         The environment's ``bin`` folder.
@@ -167,14 +161,13 @@ def build_student_env(env_dir: Path, for_hub: bool = False) -> Path:
     if not python.exists():
         _run([str(base), "-m", "venv", str(env_dir)], "creating the virtual environment")
     stamp = env_dir / STAMP
-    if not stamp.is_file() or stamp.read_text().strip() != requirements_digest(for_hub):
+    digest = requirements_digest(extra_pins)
+    if not stamp.is_file() or stamp.read_text().strip() != digest:
         pip = [str(python), "-m", "pip", "install", "-q"]
         _run(pip + [_torch_pin()], "installing torch")
-        _run(pip + [arg for path in REQUIREMENTS for arg in ("-r", str(path))],
+        _run(pip + [arg for path in REQUIREMENTS for arg in ("-r", str(path))] + list(extra_pins),
              "installing the pinned requirements")
-        if for_hub:
-            _run(pip + [_hub_pin()], "installing JupyterHub's single-user server")
-        stamp.write_text(requirements_digest(for_hub) + "\n")
+        stamp.write_text(digest + "\n")
     with tempfile.TemporaryDirectory(prefix="helpers-wheel-") as tmp:
         wheel = build_helpers_wheel(Path(tmp))
         _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],

@@ -18,14 +18,14 @@ from typing import Iterator
 import nbformat
 from nbclient import NotebookClient
 
+from mnist_grader.jupyter_env import private_dirs
+
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "mnist_mlp"
 SOURCE_NB = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE_NB = REPO / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 LECTURE_NB = REPO / "notebooks" / "lecture_mlp_mnist.ipynb"
 BIN = Path(sys.executable).parent  # nbgrader and alembic (which nbgrader runs from PATH) live here
-JUPYTER_DIRS = ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR", "MPLCONFIGDIR",
-                "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
 
 
 def isolated_env(home: Path, grading: str | None = None) -> dict[str, str]:
@@ -36,10 +36,7 @@ def isolated_env(home: Path, grading: str | None = None) -> dict[str, str]:
         grading: value for NBGRADER_EXECUTION ("autograde"/"validate": the notebook trains less),
             None to run as a student does.
     """
-    env = dict(os.environ)
-    for name in JUPYTER_DIRS:
-        env[name] = str(home / name.lower())
-        Path(env[name]).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **private_dirs(home))
     env["MPLBACKEND"] = "Agg"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("NBGRADER_EXECUTION", None)

@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mnist_grader.jupyter_env import private_dirs
 from mnist_grader.readable_feedback import latex_to_mathml
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -56,7 +57,9 @@ def _source_notebook() -> nbformat.NotebookNode:
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    """Run ``cmd`` in ``cwd`` with Jupyter's folders private to the course (below cwd/jupyter)."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               **private_dirs(cwd / "jupyter"))
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
 
@@ -65,8 +68,6 @@ def _run(cmd: list[str], cwd: Path) -> None:
 def graded_course(tmp_path_factory) -> Path:
     """A course with one autograded submission (the solutions, as a student would hand them in)."""
     root = tmp_path_factory.mktemp("feedback_course")
-    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        os.environ.setdefault(var, str(root / "jupyter" / var.lower()))
     (root / "nbgrader_config.py").write_text(
         'c = get_config()\nc.CourseDirectory.course_id = "readable"\n'
         f'c.CourseDirectory.root = {str(root)!r}\n')

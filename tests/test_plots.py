@@ -220,13 +220,14 @@ def test_a_returned_figure_shows_as_an_image_in_a_notebook(tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
+    from mnist_grader.jupyter_env import private_dirs
+
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
         "import numpy as np\nfrom helpers.plots import plot_samples\n"
         "plot_samples(np.zeros((4, 28, 28), np.uint8), np.arange(4))"
     )]
-    env_dirs = {k: str(tmp_path / k) for k in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
-                                              "IPYTHONDIR", "MPLCONFIGDIR")}
+    env_dirs = private_dirs(tmp_path)
     old = {k: os.environ.get(k) for k in [*env_dirs, "MPLBACKEND"]}
     os.environ.update(env_dirs)
     os.environ.pop("MPLBACKEND", None)  # as in JupyterLab: the kernel picks its default backend

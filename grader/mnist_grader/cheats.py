@@ -8,9 +8,44 @@ the examples are written, so the cheats aim at the real gradebook, source and ot
 """
 from __future__ import annotations
 
-from mnist_grader.library import Cheat
+from dataclasses import dataclass, field
 
 CHEAT_MARK = "CHEAT-SUCCEEDED:"
+
+
+@dataclass
+class Cheat:
+    """An attempt to get points without earning them, or to harm the grader.
+
+    Args:
+        name: short id (``cheat-<name>``).
+        why: what it tries.
+        base: "blank", "reference", or a mistake name: the honest work it is applied on top of.
+        insert_top: code for a new cell at the very top of the (first) notebook.
+        insert_after: {solution grade_id: code} new cells inserted after these cells.
+        replace_cells: {grade_id: new source} for solution cells (answers) or test cells (tampering).
+        edit_answers: (old, new) text replacements applied to every code answer cell (an empty
+            ``old`` puts ``new`` in front of the answer).
+        insert_bottom: code for a new cell at the very end of the (last) notebook.
+        links: {name in the submission folder: symlink target} ("*.ipynb" replaces every notebook
+            by a link; ``{name}`` in its target is the notebook's file name, ``__COURSE_ROOT__``
+            the course folder, ``__ASSIGNMENT__`` the assignment).
+        delete_tests: remove every test cell from the submission.
+        may_fail: grading this may legitimately fail (the submission is then flagged and scores 0
+            when it had no earlier grade).
+    """
+
+    name: str
+    why: str
+    base: str = "blank"
+    insert_top: str | None = None
+    insert_after: dict[str, str] = field(default_factory=dict)
+    replace_cells: dict[str, str] = field(default_factory=dict)
+    edit_answers: list[tuple[str, str]] = field(default_factory=list)
+    insert_bottom: str | None = None
+    links: dict[str, str] = field(default_factory=dict)
+    delete_tests: bool = False
+    may_fail: bool = False
 
 _READ_SECRETS = '''
 import glob, os

@@ -21,7 +21,7 @@ from mnist_grader.grading.pool import GradeResult, GradingOptions, grade_assignm
 from mnist_grader.cheats import CHEAT_MARK, MUST_BE_FLAGGED, MUST_BE_HELD
 from mnist_grader.course import Course
 from mnist_grader.examples import (ALTERNATIVE_PREFIX, BLANK, CHEAT_PREFIX, MISTAKE_PREFIX,
-                                 REFERENCE, base_student, write_examples)
+                                   REFERENCE, base_student, example_students, write_examples)
 from mnist_grader.library import Library, load_library
 from mnist_grader.report import format_table
 from mnist_grader.grading.uids import processes_of
@@ -130,9 +130,7 @@ def lost_cells(score: AutoScore) -> str:
 
 def select_students(library: Library, only: list[str] | None) -> list[str]:
     """The example students to grade: all, or ``only`` plus what they need to be judged."""
-    everything = [REFERENCE, BLANK] + [MISTAKE_PREFIX + m.name for m in library.mistakes] + \
-        [CHEAT_PREFIX + c.name for c in library.cheats] + \
-        [ALTERNATIVE_PREFIX + a.name for a in library.alternatives]
+    everything = example_students(library)
     if only is None:
         return everything
     wanted = {REFERENCE, BLANK, *only}

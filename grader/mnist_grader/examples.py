@@ -19,8 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils
 
 from mnist_grader.cheats import CHEAT_MARK  # noqa: F401  (re-exported for the QA)
+from mnist_grader.cells import grade_id, is_answer_cell, is_test_cell
 from mnist_grader.course import Course, CourseError
 from mnist_grader.library import Cheat, Library, LibraryError, Mistake, load_library
 
@@ -32,15 +34,6 @@ ALTERNATIVE_PREFIX = "alternative-"
 EXAMPLE_PREFIXES = (REFERENCE, BLANK, MISTAKE_PREFIX, CHEAT_PREFIX, ALTERNATIVE_PREFIX)
 
 Notebooks = dict[str, nbformat.NotebookNode]  # notebook name (no .ipynb) -> notebook
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_test_cell(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
 
 
 def strip_solution_markers(source: str) -> str:
@@ -55,11 +48,10 @@ def reference_answers(course: Course, assignment: str) -> dict[str, str]:
     answers: dict[str, str] = {}
     for path in course.source_notebooks(assignment):
         for cell in nbformat.read(str(path), as_version=4).cells:
-            meta = nbgrader_meta(cell)
-            if meta.get("solution"):
-                if meta["grade_id"] in answers:
-                    raise LibraryError(f"grade_id {meta['grade_id']!r} occurs twice in {assignment}")
-                answers[meta["grade_id"]] = strip_solution_markers(cell.source)
+            if utils.is_solution(cell):
+                if grade_id(cell) in answers:
+                    raise LibraryError(f"grade_id {grade_id(cell)!r} occurs twice in {assignment}")
+                answers[grade_id(cell)] = strip_solution_markers(cell.source)
     return answers
 
 
@@ -74,12 +66,12 @@ def released_notebooks(course: Course, assignment: str) -> Notebooks:
     return {name: nbformat.read(str(folder / f"{name}.ipynb"), as_version=4) for name in expected}
 
 
-def find_cell(notebooks: Notebooks, grade_id: str, what: str):
+def find_cell(notebooks: Notebooks, wanted: str, what: str):
     for nb in notebooks.values():
         for cell in nb.cells:
-            if nbgrader_meta(cell).get("grade_id") == grade_id:
+            if grade_id(cell) == wanted:
                 return cell
-    raise LibraryError(f"{what}: no cell with grade_id {grade_id!r} in the notebooks; update the "
+    raise LibraryError(f"{what}: no cell with grade_id {wanted!r} in the notebooks; update the "
                        f"mistake library")
 
 
@@ -88,9 +80,8 @@ def answered(blank: Notebooks, answers: dict[str, str]) -> Notebooks:
     notebooks = copy.deepcopy(blank)
     for nb in notebooks.values():
         for cell in nb.cells:
-            grade_id = nbgrader_meta(cell).get("grade_id")
-            if nbgrader_meta(cell).get("solution") and grade_id in answers:
-                cell.source = answers[grade_id]
+            if utils.is_solution(cell) and grade_id(cell) in answers:
+                cell.source = answers[grade_id(cell)]
     return notebooks
 
 
@@ -118,26 +109,25 @@ def apply_cheat(base: Notebooks, cheat: Cheat, course_root: Path) -> Notebooks:
     def code(text: str):
         return nbformat.v4.new_code_cell(text.replace("__COURSE_ROOT__", str(course_root)))
 
-    for grade_id, text in cheat.replace_cells.items():
-        if grade_id == "*tests*":
+    for wanted, text in cheat.replace_cells.items():
+        if wanted == "*tests*":
             for nb in notebooks.values():
                 for cell in nb.cells:
                     if is_test_cell(cell):
                         cell.source = text
         else:
-            find_cell(notebooks, grade_id, f"cheat {cheat.name!r}").source = text
-    for grade_id, text in cheat.insert_after.items():
-        find_cell(notebooks, grade_id, f"cheat {cheat.name!r}")  # clear error when missing
+            find_cell(notebooks, wanted, f"cheat {cheat.name!r}").source = text
+    for wanted, text in cheat.insert_after.items():
+        find_cell(notebooks, wanted, f"cheat {cheat.name!r}")  # clear error when missing
         for nb in notebooks.values():
             for index, cell in enumerate(nb.cells):
-                if nbgrader_meta(cell).get("grade_id") == grade_id:
+                if grade_id(cell) == wanted:
                     nb.cells.insert(index + 1, code(text))
                     break
     for old, new in cheat.edit_answers:
         for nb in notebooks.values():
             for cell in nb.cells:
-                meta = nbgrader_meta(cell)
-                if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+                if is_answer_cell(cell):
                     cell.source = new + cell.source if not old else cell.source.replace(old, new)
     if cheat.delete_tests:
         for nb in notebooks.values():
@@ -244,7 +234,16 @@ def example_roster(students: list[str]) -> list[dict[str, str]]:
     return rows
 
 
+def example_students(library: Library, honest_only: bool = False) -> list[str]:
+    """The example students' ids: the reference, the blank and every mistake, then (unless
+    ``honest_only``) every cheat and alternative."""
+    honest = [REFERENCE, BLANK] + [MISTAKE_PREFIX + m.name for m in library.mistakes]
+    if honest_only:
+        return honest
+    return honest + [CHEAT_PREFIX + c.name for c in library.cheats] + \
+        [ALTERNATIVE_PREFIX + a.name for a in library.alternatives]
+
+
 def honest_students(course: Course, assignment: str) -> list[str]:
     """The reference, the blank and every mistake (no cheats)."""
-    library = load_library(course.root, assignment)
-    return [REFERENCE, BLANK] + [MISTAKE_PREFIX + m.name for m in library.mistakes]
+    return example_students(load_library(course.root, assignment), honest_only=True)

@@ -17,15 +17,13 @@ page without its CDN MathJax).
 """
 from __future__ import annotations
 
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
 from mnist_grader.course import Course, CourseError
-from mnist_grader.jupyter_env import jupyter_env
+from mnist_grader.release import run_nbgrader
 
 FEEDBACK_PREPROCESSORS = [
     "nbgrader.preprocessors.GetGrades",
@@ -85,14 +83,7 @@ def generate_feedback(course: Course, assignment: str, students: list[str] | Non
         if students is None else [[assignment, "--force", f"--student={s}"] for s in ready]
     for args in calls:
         args += [AUTOGRADED_PART_ONLY] if autograded_part_only else []
-        with tempfile.TemporaryDirectory(prefix="feedback-env-") as tmp:
-            proc = subprocess.run([sys.executable, "-m", "mnist_grader.feedback", *args],
-                                  cwd=course.root, env=jupyter_env(Path(tmp)), capture_output=True,
-                                  text=True)
-        if proc.returncode != 0:
-            failed = [line for line in proc.stderr.splitlines() if "| ERROR]" in line]
-            raise CourseError("nbgrader generate_feedback failed:\n"
-                              + "\n".join(failed[-5:] or proc.stderr.splitlines()[-15:]))
+        run_nbgrader(course, args, "writing feedback", module=__name__)
     return [course.folder("feedback", assignment, s) for s in ready
             if course.folder("feedback", assignment, s).is_dir()], waiting
 

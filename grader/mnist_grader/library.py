@@ -8,8 +8,8 @@ or ``<course>/<assignment>_mistakes.py``) defining:
   test cells that must lose points because of it);
 * ``CHEAT_BASE``: the name of a mistake whose answers run but are wrong (cheats that try to make wrong
   answers pass are applied on top of it: they must not score more than it does);
-* ``CHEATS`` (optional): assignment-specific ``Cheat`` entries, added to the generic ones in
-  ``mnist_grader.cheats``;
+* ``CHEATS`` (optional): assignment-specific ``Cheat`` entries (the type lives in
+  ``mnist_grader.cheats`` and is importable from here), added to the generic ones there;
 * ``ALTERNATIVES`` (optional): correct answers in other styles (``Alternative``), which must keep
   full marks with no hold and no flag.
 
@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from mnist_grader.cheats import Cheat, generic_cheats
 from mnist_grader.course import CourseError
+
+__all__ = ["Alternative", "Cheat", "Library", "LibraryError", "Mistake", "library_path",
+           "load_library"]
 
 
 @dataclass
@@ -64,41 +68,6 @@ class Alternative:
 
 
 @dataclass
-class Cheat:
-    """An attempt to get points without earning them, or to harm the grader.
-
-    Args:
-        name: short id (``cheat-<name>``).
-        why: what it tries.
-        base: "blank", "reference", or a mistake name: the honest work it is applied on top of.
-        insert_top: code for a new cell at the very top of the (first) notebook.
-        insert_after: {solution grade_id: code} new cells inserted after these cells.
-        replace_cells: {grade_id: new source} for solution cells (answers) or test cells (tampering).
-        edit_answers: (old, new) text replacements applied to every code answer cell (an empty
-            ``old`` puts ``new`` in front of the answer).
-        insert_bottom: code for a new cell at the very end of the (last) notebook.
-        links: {name in the submission folder: symlink target} ("*.ipynb" replaces every notebook
-            by a link; ``{name}`` in its target is the notebook's file name, ``__COURSE_ROOT__``
-            the course folder, ``__ASSIGNMENT__`` the assignment).
-        delete_tests: remove every test cell from the submission.
-        may_fail: grading this may legitimately fail (the submission is then flagged and scores 0
-            when it had no earlier grade).
-    """
-
-    name: str
-    why: str
-    base: str = "blank"
-    insert_top: str | None = None
-    insert_after: dict[str, str] = field(default_factory=dict)
-    replace_cells: dict[str, str] = field(default_factory=dict)
-    edit_answers: list[tuple[str, str]] = field(default_factory=list)
-    insert_bottom: str | None = None
-    links: dict[str, str] = field(default_factory=dict)
-    delete_tests: bool = False
-    may_fail: bool = False
-
-
-@dataclass
 class Library:
     """One assignment's mistakes and cheats."""
 
@@ -128,8 +97,6 @@ def library_path(course_root: Path, assignment: str) -> Path:
 
 def load_library(course_root: Path, assignment: str) -> Library:
     """Load and sanity-check the mistake library of ``assignment``."""
-    from mnist_grader.cheats import generic_cheats
-
     path = library_path(course_root, assignment)
     spec = importlib.util.spec_from_file_location(f"_mistakes_{assignment}", path)
     module: ModuleType = importlib.util.module_from_spec(spec)

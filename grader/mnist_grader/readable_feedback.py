@@ -23,6 +23,8 @@ from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, default
 
+from mnist_grader.cells import is_test_cell
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "course_feedback"
 # nbgrader's feedback template (feedback/index.html.j2), which the course's extends.
@@ -65,11 +67,6 @@ def _heading_text(markdown: str) -> str | None:
 
 def _test_name(grade_id: str) -> str:
     return re.sub(r"^tests?_", "", grade_id).replace("_", " ")
-
-
-def is_test_cell(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 class FeedbackExporter(HTMLExporter):

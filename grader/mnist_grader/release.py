@@ -10,18 +10,21 @@ from mnist_grader.course import Course, CourseError
 from mnist_grader.jupyter_env import jupyter_env
 
 
-def run_nbgrader(course: Course, args: list[str], what: str) -> str:
-    """Run ``nbgrader ARGS`` in the course folder; returns its output.
+def run_nbgrader(course: Course, args: list[str], what: str, module: str = "nbgrader") -> str:
+    """Run ``python -m MODULE ARGS`` (nbgrader, or a module that runs one of its apps) in the course
+    folder with a private Jupyter environment; returns its output.
 
     Raises:
-        CourseError: nbgrader failed (its last lines are in the message).
+        CourseError: it failed (its ERROR lines, else its last lines, are in the message).
     """
     with tempfile.TemporaryDirectory(prefix="nbgrader-env-") as tmp:
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course.root,
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=course.root,
                               env=jupyter_env(Path(tmp)), capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise CourseError(f"{what} failed (nbgrader {' '.join(args)}):\n{tail}")
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        errors = [line for line in lines if "| ERROR]" in line]
+        raise CourseError(f"{what} failed (nbgrader {' '.join(args)}):\n"
+                          + "\n".join(errors[-5:] or lines[-15:]))
     return proc.stdout + proc.stderr
 
 

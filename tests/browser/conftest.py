@@ -13,7 +13,6 @@ with CI=true it fails instead, so CI can never silently lose them.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -21,9 +20,10 @@ import pytest
 
 from nbgrader.api import Gradebook
 
+from jupyterlab_ui import Screenshots
 from lab_server import (
     ASSIGNMENT, BLANK_STUDENT, CHROMIUM, CHROMIUM_FLAGS, COURSE_FILES, COURSE_SRC, EXAMPLE_STUDENTS, REFERENCE_STUDENT,
-    SCREENSHOTS, VENV_BIN, isolated_env, run_instructor, skip_or_fail, start_lab, stop_lab,
+    SCREENSHOTS, VENV_BIN, VIEWPORT, isolated_env, run_instructor, skip_or_fail, start_lab, stop_lab,
 )
 
 
@@ -118,36 +118,42 @@ def lab(course, lab_env, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path, tmp_path_factory):
+def playwright_driver():
+    """Playwright's sync API, started once for the session (it cannot run twice in one thread)."""
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium_profile")
-    # Chromium writes caches and crash reports under HOME/XDG folders too: keep them temporary.
-    env = isolated_env(tmp_path_factory.mktemp("chromium_home"))
     with sync_playwright() as pw:
-        # A persistent context is the way to give Chromium a --user-data-dir of our choosing.
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(chromium_path), headless=True, env=env,
-            args=CHROMIUM_FLAGS, viewport={"width": 1400, "height": 1000},
-        )
-        context.set_default_timeout(30_000)
-        yield context
-        context.close()
+        yield pw
 
 
-class Screenshots:
-    """Numbered screenshots of one test's steps in build/screenshots/<test>/."""
+@pytest.fixture(scope="session")
+def chromium_env(tmp_path_factory) -> dict[str, str]:
+    """Chromium writes caches and crash reports under HOME/XDG folders too: keep them temporary."""
+    return isolated_env(tmp_path_factory.mktemp("chromium_home"))
 
-    def __init__(self, page, folder: Path):
-        self.page, self.folder, self.count = page, folder, 0
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
 
-    def __call__(self, step: str, full_page: bool = False) -> Path:
-        self.count += 1
-        path = self.folder / f"{self.count:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower()).strip('-')}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
-        return path
+@pytest.fixture(scope="session")
+def browser(chromium_path, playwright_driver, chromium_env, tmp_path_factory):
+    """One person's browser: a Chromium context with a profile folder of its own."""
+    profile = tmp_path_factory.mktemp("chromium_profile")
+    # A persistent context is the way to give Chromium a --user-data-dir of our choosing.
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(profile), executable_path=str(chromium_path), headless=True, env=chromium_env,
+        args=CHROMIUM_FLAGS, viewport=VIEWPORT,
+    )
+    context.set_default_timeout(30_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(chromium_path, playwright_driver, chromium_env):
+    """A Chromium for several people at once: each `new_context()` is a browser of its own (its own
+    cookies, so one person's login never serves another's request); profiles are temporary."""
+    instance = playwright_driver.chromium.launch(executable_path=str(chromium_path), headless=True,
+                                                 env=chromium_env, args=CHROMIUM_FLAGS)
+    yield instance
+    instance.close()
 
 
 @pytest.fixture

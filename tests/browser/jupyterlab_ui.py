@@ -7,8 +7,10 @@ instructor takes.
 from __future__ import annotations
 
 import re
+import shutil
 import time
 import uuid
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
@@ -34,7 +36,8 @@ def open_lab(page: Page, lab, path: str = "") -> None:
     page.goto(lab.url(f"{workspace}/tree/{path}" if path else workspace))
     # The splash screen goes when every extension has activated and the layout is restored.
     expect(page.locator("#jupyterlab-splash")).to_have_count(0, timeout=60_000)
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible()
+    # ... and the main area is attached a moment later (seconds on a busy machine).
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=30_000)
     if path.endswith(".ipynb"):
         wait_for_kernel_idle(page)
 
@@ -173,3 +176,63 @@ def close_and_shut_down(page: Page) -> None:
     menu(page, "File", "Close and Shut Down Notebook")
     accept_dialog(page, "Ok|Shut Down")
     expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(0)
+
+
+def assignment_list(page: Page):
+    """Nbgrader > Assignment List; returns the panel."""
+    menu(page, "Nbgrader", "Assignment List")
+    panel = page.locator(".jp-MainAreaWidget:visible", has=page.locator("#released_assignments_list"))
+    expect(panel).to_be_visible()
+    return panel
+
+
+def fetch_assignment(page: Page, assignment: str) -> None:
+    """Assignment List > Fetch, as a student gets an assignment; waits until it is listed as fetched."""
+    panel = assignment_list(page)
+    fetch = panel.locator("#released_assignments_list .list_item", has_text=assignment).locator("button", has_text="Fetch")
+    expect(fetch).to_be_visible(timeout=30_000)
+    fetch.click()
+    expect(panel.locator("#fetched_assignments_list .list_item", has_text=assignment).first).to_be_visible(timeout=30_000)
+
+
+def submit_assignment(page: Page, assignment: str) -> None:
+    """Assignment List > Submit on a fetched assignment; waits until it is listed as submitted."""
+    panel = assignment_list(page)
+    submitted = panel.locator("#submitted_assignments_list .list_item", has_text=assignment)
+    before = submitted.count()
+    panel.locator("#fetched_assignments_list .list_item", has_text=assignment).locator(
+        "button", has_text="Submit").first.click()
+    expect(submitted).to_have_count(before + 1, timeout=60_000)
+
+
+def fetch_feedback(page: Page, assignment: str) -> None:
+    """Assignment List > Fetch Feedback on a submitted assignment, then its "view feedback" link
+    (which takes the file browser to the feedback folder)."""
+    panel = assignment_list(page)
+    panel.locator("#submitted_assignments_list .list_item", has_text=assignment).locator(
+        "button", has_text="Fetch Feedback").first.click()
+    view = panel.locator("#submitted_assignments_list a", has_text="view feedback").first
+    expect(view).to_be_visible(timeout=60_000)
+    view.click()
+
+
+def open_file_from_browser(page: Page, name: str) -> None:
+    """Double-click `name` in the file browser's current folder."""
+    item = page.locator(".jp-DirListing-content .jp-DirListing-item", has_text=name).first
+    expect(item).to_be_visible(timeout=30_000)
+    item.dblclick()
+
+
+class Screenshots:
+    """Numbered screenshots of one test's steps in build/screenshots/<test>/."""
+
+    def __init__(self, page, folder: Path):
+        self.page, self.folder, self.count = page, folder, 0
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+
+    def __call__(self, step: str, full_page: bool = False) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower()).strip('-')}.png"
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from mnist_grader.jupyter_env import private_dirs
+
 REPO = Path(__file__).resolve().parents[2]
 # The course to copy; another checkout can be pointed at for debugging.
 COURSE_SRC = Path(os.environ.get("BROWSER_TEST_COURSE", REPO))
@@ -30,6 +32,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOTS = REPO / "build" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 1000}
 ASSIGNMENT = "mnist_mlp"
 # The parts of the repository a course folder needs to run `make lab` and `make student` (with this
 # checkout's .venv). release/ is generated from source/ by `make lab` itself; `make student` builds
@@ -65,19 +68,15 @@ def free_port() -> int:
 
 def isolated_env(home: Path) -> dict[str, str]:
     """Environment for Jupyter, nbgrader and their kernels that writes nothing outside `home`."""
-    env = dict(os.environ)
-    for var, sub in [
-        ("JUPYTER_CONFIG_DIR", "jupyter_config"), ("JUPYTER_DATA_DIR", "jupyter_data"),
-        ("JUPYTER_RUNTIME_DIR", "jupyter_runtime"), ("IPYTHONDIR", "ipython"),
-        ("MPLCONFIGDIR", "matplotlib"), ("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_HOME", "config"),
-        ("XDG_DATA_HOME", "data"), ("HOME", "home"),
-    ]:
+    env = dict(os.environ, **private_dirs(home))
+    for var, sub in [("XDG_DATA_HOME", "data"), ("HOME", "home")]:  # JupyterLab's too
         path = home / sub
         path.mkdir(parents=True, exist_ok=True)
         env[var] = str(path)
     # A fresh user never answered JupyterLab's "notified about news?" toast; it would cover the
     # screenshots (and there is no network to fetch news from).
-    settings = home / "jupyter_config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings = Path(env["JUPYTER_CONFIG_DIR"]) / "lab" / "user-settings" / "@jupyterlab" / \
+        "apputils-extension"
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})

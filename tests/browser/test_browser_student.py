@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from lab_server import ASSIGNMENT, skip_or_fail
 from jupyterlab_ui import (
     FIGURE_AS_TEXT, WIDGET_AS_TEXT, accept_dialog, cell_with_source, cells_showing, close_and_shut_down,
-    execution_counts, menu, notebook, open_lab, restart_and_run_all, stderr_outputs, validate,
+    execution_counts, fetch_assignment, notebook, open_lab, restart_and_run_all, stderr_outputs, validate,
 )
 
 SLIDER_WAIT_MS = 20_000
@@ -120,12 +120,7 @@ def test_reference_answers_run_clean_with_plots_widgets_and_validate(page, lab, 
 def _fetch_from_assignment_list(page, lab, course):
     """Nbgrader > Assignment List > Fetch, as a student gets the assignment; returns its folder."""
     open_lab(page, lab)
-    menu(page, "Nbgrader", "Assignment List")
-    fetch = page.locator("#released_assignments_list .list_item", has_text=ASSIGNMENT).locator("button", has_text="Fetch")
-    expect(fetch).to_be_visible(timeout=30_000)
-    fetch.click()
-    fetched = page.locator("#fetched_assignments_list .list_item", has_text=ASSIGNMENT)
-    expect(fetched.first).to_be_visible(timeout=30_000)
+    fetch_assignment(page, ASSIGNMENT)
     page.shot("assignment fetched from the assignment list")
     return course / ASSIGNMENT
 

@@ -21,6 +21,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import psutil
+
 from mnist_grader.grading.sandbox import DROP_PRIVILEGES, STAGING_MOUNT, KernelSettings, kernel_environment, \
     kernel_view
 
@@ -90,16 +92,9 @@ def nproc_limit(settings: KernelSettings) -> int:
     budget = settings.limits.processes
     if os.getuid() == 0:
         return budget
-    running = sum(1 for p in Path("/proc").iterdir()
-                  if p.name.isdigit() and _owner(p) == os.getuid())
+    running = sum(1 for p in psutil.process_iter(["uids"])
+                  if p.info["uids"] is not None and p.info["uids"].real == os.getuid())
     return running + budget
-
-
-def _owner(path: Path) -> int | None:
-    try:
-        return path.stat().st_uid
-    except OSError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import psutil
+
 from mnist_grader.course import Course
 
 OWNER_FILE = "owner"
@@ -149,7 +151,7 @@ def reconcile(course: Course, assignment: str) -> dict[str, str]:
         for entry in student_dir.iterdir():
             if entry.name.startswith(staging_prefix):
                 pid = entry.name[len(staging_prefix):]
-                if pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid():
+                if pid.isdigit() and psutil.pid_exists(int(pid)) and int(pid) != os.getpid():
                     continue  # a live run is merging it right now
                 shutil.rmtree(entry, ignore_errors=True)
                 repaired[student] = "a grading run was killed while merging it"

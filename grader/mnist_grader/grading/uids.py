@@ -8,14 +8,15 @@ signalled by the other. So each running submission gets a uid drawn at random fr
 (``SANDBOX_UIDS``, far above the uids that own files or run services) and claimed machine-wide: the
 claim is an abstract unix socket named after the uid, which the kernel frees when the claiming
 process exits or dies (no file to clean up, no fixed path), and a uid that any process runs as
-(real, effective, saved or file-system uid, read from /proc) is never chosen.
+(real, effective or saved uid) is never chosen.
 """
 from __future__ import annotations
 
-import os
 import random
 import socket
 from pathlib import Path
+
+import psutil
 
 #: where sandbox uids are drawn from (no /etc/passwd entry needed: the kernel only becomes the uid)
 SANDBOX_UIDS = range(2**20, 2**30)
@@ -52,19 +53,11 @@ def uid_pool() -> range:
 
 
 def uids_in_use() -> set[int]:
-    """Every uid a process on this machine runs as (real, effective, saved, file system)."""
+    """Every uid a process on this machine runs as (real, effective, saved)."""
     used = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status") as f:
-                for line in f:
-                    if line.startswith("Uid:"):
-                        used.update(int(u) for u in line.split()[1:])
-                        break
-        except (OSError, ValueError):
-            continue
+    for process in psutil.process_iter(["uids"]):
+        if process.info["uids"] is not None:  # None: it ended while being read
+            used.update(process.info["uids"])
     return used
 
 
@@ -99,17 +92,5 @@ def claim_sandbox_uid(rng: random.Random | None = None) -> UidClaim:
 
 def processes_of(uids: set[int]) -> list[str]:
     """Processes running as any of ``uids``: ``"pid N: COMMAND"`` lines."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status") as f:
-                status = f.read()
-            ids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-            if uids.intersection(int(u) for u in ids):
-                comm = Path(f"/proc/{entry.name}/comm").read_text().strip()
-                found.append(f"pid {entry.name}: {comm}")
-        except (OSError, ValueError, StopIteration):
-            continue
-    return found
+    return [f"pid {p.pid}: {p.info['name']}" for p in psutil.process_iter(["uids", "name"])
+            if p.info["uids"] is not None and uids.intersection(p.info["uids"])]

@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
+
+from mnist_grader.grading.fork_loop import serve_forks
+from mnist_grader.grading.supervise import die_with_parent
 
 
 def run_child(job: dict) -> int:
     """In the forked child: become the ``nbgrader autograde`` command for one submission."""
-    import ctypes
     import traceback
 
     os.setsid()  # its own process group: the grader kills the whole group on a timeout
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote
-    except OSError:
-        pass
+    die_with_parent()  # with the zygote
     log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -67,35 +64,19 @@ def serve() -> None:
     import nbgrader.apps.autogradeapp  # noqa: F401  (the expensive import, once)
 
     jobs: dict[int, str] = {}  # child pid -> job id
-    reader = sys.stdin.buffer
-    buffer = b""
-    open_input = True
 
     def say(message: dict) -> None:
         sys.stdout.write(json.dumps(message) + "\n")
         sys.stdout.flush()
 
-    while open_input or jobs:
-        if open_input and select.select([reader], [], [], 0.05)[0]:
-            chunk = os.read(reader.fileno(), 65536)
-            if not chunk:
-                open_input = False
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                job = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    os._exit(run_child(job))
-                jobs[pid] = job["job"]
-                say({"job": job["job"], "pid": pid})
-        elif not open_input:
-            time.sleep(0.05)
-        while jobs:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if not pid:
-                break
-            say({"job": jobs.pop(pid), "status": os.waitstatus_to_exitcode(status)})
+    def forked(pid: int, job: dict) -> None:
+        jobs[pid] = job["job"]
+        say({"job": job["job"], "pid": pid})
+
+    def ended(pid: int, status: int) -> None:
+        say({"job": jobs.pop(pid), "status": status})
+
+    serve_forks(run_child, forked, ended, fd=sys.stdin.fileno())
 
 
 class ForkServer:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbgrader import utils
 
+from mnist_grader.cells import is_test_cell
 from mnist_grader.trusted.launch import TrustedReport
 
 #: Marks the outputs this module adds (so running it twice replaces rather than repeats them).
@@ -34,7 +34,7 @@ def annotate_notebook(path: Path, report: TrustedReport, held: list[str]) -> Non
     """Add (or replace) the verdict output of every autograded test cell of ``path``, in place."""
     nb = nbformat.read(str(path), as_version=4)
     for cell in nb.cells:
-        if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):
+        if not is_test_cell(cell):
             continue
         text = verdict_text(report, path.stem, cell.metadata.nbgrader["grade_id"], held)
         cell.outputs = [o for o in cell.get("outputs", [])

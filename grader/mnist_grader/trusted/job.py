@@ -15,6 +15,7 @@ import nbformat
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests
 
+from mnist_grader.cells import is_answer_cell
 from mnist_grader.trusted import policy
 from mnist_grader.trusted.hidden import hidden_line_numbers
 
@@ -56,7 +57,7 @@ def _student_answers(submitted: Path | None) -> dict[str, str]:
         return {}
     answers: dict[str, str] = {}
     for cell in nb.cells:
-        if cell.get("cell_type") == "code" and utils.is_solution(cell) and not utils.is_grade(cell):
+        if is_answer_cell(cell):
             grade_id = cell.metadata.nbgrader.get("grade_id")
             if isinstance(grade_id, str) and grade_id not in answers:
                 answers[grade_id] = cell.source if isinstance(cell.source, str) else ""
@@ -107,7 +108,7 @@ def build_notebook_job(source: Path, submitted: Path | None, delimiters: ClearHi
             continue
         meta = cell.metadata.get("nbgrader", {})
         grade_id = meta.get("grade_id", f"cell-{len(cells)}")
-        if utils.is_solution(cell) and not utils.is_grade(cell):
+        if is_answer_cell(cell):
             if grade_id not in answers:
                 missing.append(grade_id)
             student_sources[grade_id] = answers.get(grade_id, "")

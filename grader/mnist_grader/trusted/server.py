@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from mnist_grader.grading.fork_loop import serve_forks
+
 #: Bytes of a child's output kept for the instructor.
 LOG_TAIL = 20_000
 
@@ -121,41 +123,28 @@ def serve(preload: list[str], threads: int) -> None:
         out.write(line)
 
     children: dict[int, tuple[str, float, str]] = {}  # pid -> (id, deadline, folder)
-    buffer, open_input = b"", True
-    while open_input or children:
-        if open_input and select.select([0], [], [], 0.05)[0]:
-            chunk = os.read(0, 1 << 20)
-            if not chunk:
-                open_input = False
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    buffer = chunk = b""  # other jobs waiting in the buffer are not this child's
-                    _child(request, results_fd)
-                children[pid] = (request["id"], time.monotonic() + request["wall_seconds"],
-                                 f"/tmp/trusted-{request['id']}")
-                del request, line  # the server keeps nothing of a job once it is forked
-        elif not open_input:
-            time.sleep(0.05)
+
+    def forked(pid: int, request: dict) -> None:
+        children[pid] = (request["id"], time.monotonic() + request["wall_seconds"],
+                         f"/tmp/trusted-{request['id']}")
+
+    def kill_late() -> None:
         now = time.monotonic()
-        for pid, (job_id, deadline, folder) in list(children.items()):
+        for pid, (_job_id, deadline, _folder) in list(children.items()):
             if now > deadline:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        while children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if not pid:
-                break
-            job_id, deadline, folder = children.pop(pid)
-            say({"id": job_id, "kind": "exit", "status": os.waitstatus_to_exitcode(status),
-                 "timed_out": time.monotonic() > deadline,
-                 "log_tail": _tail(os.path.join(folder, "log"))})
-            shutil.rmtree(folder, ignore_errors=True)
+
+    def ended(pid: int, status: int) -> None:
+        job_id, deadline, folder = children.pop(pid)
+        say({"id": job_id, "kind": "exit", "status": status,
+             "timed_out": time.monotonic() > deadline,
+             "log_tail": _tail(os.path.join(folder, "log"))})
+        shutil.rmtree(folder, ignore_errors=True)
+
+    serve_forks(lambda request: _child(request, results_fd), forked, ended, tick=kill_late)
 
 
 if __name__ == "__main__":

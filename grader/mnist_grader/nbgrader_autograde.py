@@ -147,10 +147,12 @@ class SandboxedAutograde(Preprocessor):
 def _keep_only_published(folder: Path) -> None:
     """Remove from an autograded folder what nbgrader copied there itself before this step: the
     student's other files (followed through links: nbgrader reads them as the instructor) and the
-    source's, which the sandboxed grader never publishes. Left: its notebooks and timestamp."""
+    source's, which the sandboxed grader never publishes. Left: what the grader published (its
+    notebooks, the timestamp and submission_secret.txt, which names the file that nbgrader's
+    release_feedback publishes)."""
     for entry in folder.iterdir():
-        if entry.suffix == ".ipynb" and entry.is_file() and not entry.is_symlink() \
-                or entry.name == "timestamp.txt":
+        if entry.is_file() and not entry.is_symlink() and (
+                entry.suffix == ".ipynb" or entry.name in ("timestamp.txt", "submission_secret.txt")):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

@@ -30,6 +30,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from deploy.hub import COURSE_FOLDER
 from hub_course import check_prerequisites, new_hub_course
@@ -292,9 +293,21 @@ def grade_by_hand(trip: RoundTrip, teacher: Person, student: str, points: float,
         expect(cell).to_contain_text(answer)
     rubric = page.locator("#notebook-container .text_cell", has_text=RUBRIC_LINE)
     expect(rubric).to_have_count(1)
-    score.fill(f"{points:g}")
-    with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT") as saved:
-        score.press("Tab")  # leaving the field saves the score
+    # Formgrader binds the field to its grade model once the page's own requests are done; a value
+    # typed before that is overwritten by the model and never saved, so wait for them, and type again
+    # if leaving the field saved nothing (a busy machine).
+    page.wait_for_load_state("networkidle")
+    for attempt in range(3):
+        score.fill(f"{points:g}")
+        try:
+            with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT",
+                                      timeout=20_000) as saved:
+                score.press("Tab")  # leaving the field saves the score
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise AssertionError(f"Formgrader never saved the hand grade of {student}") from None
+            score.click()
     assert saved.value.ok, f"Formgrader did not save the score: {saved.value.status}"
     rubric.scroll_into_view_if_needed()
     shoot(trip.shots, teacher, f"manual grading of {role(student)} with the rubric")

@@ -12,6 +12,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from deploy.student_env import WHEEL_SOURCES
+
 REPO = Path(__file__).resolve().parent.parent
 ROLES = ("student", "lab", "instructor", "test")
 
@@ -116,9 +118,8 @@ def student_venv(tmp_path_factory):
     python = str(env / "bin" / "python")
     torch_pin = next(str(r) for r in pins("student") if r.name == "torch")
     staging = tmp_path_factory.mktemp("course-copy")
-    for name in ("pyproject.toml", "README.md", "LICENSE", "requirements", "helpers"):
-        source = REPO / name
-        subprocess.run(["cp", "-r", str(source), str(staging / name)], check=True)
+    for name in WHEEL_SOURCES:  # what the course distribution is built from (as make student does)
+        subprocess.run(["cp", "-r", str(REPO / name), str(staging / name)], check=True)
     for args in ([torch_pin], [str(staging)]):
         result = subprocess.run([python, "-m", "pip", "install", "-q", *args], capture_output=True, text=True)
         assert result.returncode == 0, f"pip install {' '.join(args)} failed:\n{result.stderr[-3000:]}"

@@ -29,15 +29,6 @@ c.Execute.timeout = 120
 # manual grade). Edited test cells are restored from the gradebook by checksum in any case.
 c.OverwriteCells.add_missing_cells = True
 
-# Plain `nbgrader generate_feedback` must not show hidden tests: remove their source from the
-# feedback HTML. (`python -m mnist_grader feedback` needs no such step: its autograded notebooks never
-# held a hidden test, see grader/mnist_grader/trusted/hidden.py.)
-c.GenerateFeedback.preprocessors = [
-    "nbgrader.preprocessors.GetGrades",
-    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "nbgrader.preprocessors.ClearHiddenTests",
-]
-
 # The grader's trusted run (hidden tests against the student's definitions, outside the student's
 # kernel) leaves out the locked cells that only show things and that no test needs.
 c.TrustedRun.skip_cells = ["browse_digits", "explore_hidden_size", "evaluate_plots", "sanity_initial_loss",
@@ -46,12 +37,22 @@ c.TrustedRun.skip_cells = ["browse_digits", "explore_hidden_size", "evaluate_plo
 c.TrustedRun.stub_calls = ["helpers.plots.plot_samples", "helpers.plots.plot_history",
                            "helpers.widgets.LiveTrainingView.finish"]
 
-# Formgrader's Manual Grading shows each written answer's rubric (its source cell) above the
-# student's answer, on the page only (grader/mnist_grader/rubric.py). The instructor's server may
-# run from an environment without the grader installed (the hub's): the course's grader/ serves.
+# The grader's code below comes from the course's grader/ when the environment running nbgrader has
+# no grader installed (the hub users' environment runs `nbgrader generate_assignment` here).
 _GRADER = os.path.join(COURSE_ROOT, "grader")
 if os.path.isdir(_GRADER) and _GRADER not in sys.path:
     sys.path.append(_GRADER)
+
+# Every feedback of this course (Formgrader's Generate Feedback, `nbgrader generate_feedback`,
+# `python -m mnist_grader feedback`) is the page a student can read: equations as MathML drawn
+# offline, test cells titled by their task, no hidden test. Its settings are the feedback exporter's
+# own, so Formgrader's Manual Grading page below is unchanged. See grader/mnist_grader/readable_feedback.py.
+from mnist_grader.readable_feedback import configure_feedback  # noqa: E402
+
+configure_feedback(c)
+
+# Formgrader's Manual Grading shows each written answer's rubric (its source cell) above the
+# student's answer, on the page only (grader/mnist_grader/rubric.py).
 c.HTMLExporter.preprocessors = ["mnist_grader.rubric.ShowRubric"]
 c.ShowRubric.source_folder = os.path.join(COURSE_ROOT, "source")
 

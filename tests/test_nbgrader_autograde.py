@@ -10,25 +10,18 @@ points. The log at nbgrader's default level stays short.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
-
-from grader_course import (HAVE_BWRAP, grader_cli, needs_bwrap, private_jupyter_dirs,  # noqa: F401
-                           tiny_course)
+from grader_course import (HAVE_BWRAP, formgrader_action, formgrader_server, grader_cli,  # noqa: F401
+                           needs_bwrap, private_jupyter_dirs, tiny_course)
 from test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,58 +157,19 @@ def test_nbgrader_autograde_log_is_short(by_nbgrader):
 # --------------------------------------------------------------------------------------------------
 # Formgrader: its autograde endpoint in a real Jupyter server rooted at the course
 # --------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def formgrader(tmp_path_factory, jupyter_env):
     """(course, base url, token) of `jupyter server` with nbgrader's Formgrader, in a course whose
     submissions nobody has graded yet; the server's logger at the instructor servers' level."""
     course = course_with(tmp_path_factory.mktemp("formgrader"), FORMGRADER_STUDENTS,
                          course_autograde_settings())
-    port, token = _free_port(), uuid.uuid4().hex
-    log = open(course.parent / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}",
-         f"--ServerApp.root_dir={course}",
-         f"--ServerApp.logging_config={QUIET_SERVER_LOGGING!r}"] + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=course, env=jupyter_env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (course.parent / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "jupyter server did not answer"
-                time.sleep(0.3)
+    with formgrader_server(course, jupyter_env, course.parent / "server.log") as (base, token):
         yield course, base, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def formgrader_autograde(base: str, token: str, student: str) -> dict:
     """What Formgrader's Autograde button asks the server for one submission."""
-    request = urllib.request.Request(f"{base}/formgrader/api/submission/tiny/{student}/autograde",
-                                     data=b"", method="POST",
-                                     headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.loads(response.read())
+    return formgrader_action(base, token, f"api/submission/tiny/{student}/autograde")
 
 
 def test_formgrader_autograde_is_the_sandboxed_grader(formgrader, by_grader_cli):

@@ -1,19 +1,14 @@
 """Per-student HTML feedback with nbgrader's own ``generate_feedback``, without hidden tests.
 
 nbgrader's ``GenerateFeedbackApp`` runs as usual (``python -m mnist_grader.feedback`` takes nbgrader's
-arguments) except that, after it has read the course's config, its feedback preprocessors are set to
-``FEEDBACK_PREPROCESSORS`` whatever that config says (a config file would otherwise override the
-command line): nbgrader's ``GetGrades`` and CSS header.
+arguments) except that, after it has read the course's config, the feedback settings are the course's
+readable page (``mnist_grader.readable_feedback.configure_feedback``: equations as MathML, test cells
+titled by their task, no hidden tests) whatever that config says (a config file would otherwise
+override the command line), and ``--autograded-part-only`` adds the provisional page's step.
 
 Feedback is made from the autograded notebooks, and those never held a hidden test: the student's
 kernel ran test cells without their hidden part (``mnist_grader.trusted.hidden``), and what the hidden
 tests found is the trusted run's own message under each test cell (``mnist_grader.trusted.annotate``).
-Nothing needs scrubbing, and nbgrader's ``ClearHiddenTests`` is left out on purpose: it fails the
-whole feedback of a student whose own cell merely contains the hidden-test delimiter text.
-
-Then ``mnist_grader.readable_feedback``'s equations as MathML and test cells titled by their task,
-rendered with the course's template (``grader/mnist_grader/templates/course_feedback``: nbgrader's own feedback
-page without its CDN MathJax).
 """
 from __future__ import annotations
 
@@ -25,12 +20,6 @@ from nbgrader.api import Gradebook, MissingEntry
 from mnist_grader.course import Course, CourseError
 from mnist_grader.release import run_nbgrader
 
-FEEDBACK_PREPROCESSORS = [
-    "nbgrader.preprocessors.GetGrades",
-    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "mnist_grader.readable_feedback.RenderMath",
-    "mnist_grader.readable_feedback.TitleTestCells",
-]
 #: ``python -m mnist_grader.feedback`` flag: feedback on the autograded part only, every cell still
 #: waiting for a grader shown as such, never as 0 (``mnist_grader.provisional_feedback``)
 AUTOGRADED_PART_ONLY = "--autograded-part-only"
@@ -89,22 +78,15 @@ def generate_feedback(course: Course, assignment: str, students: list[str] | Non
 
 
 def main() -> None:
-    """nbgrader generate_feedback with ``FEEDBACK_PREPROCESSORS`` enforced."""
+    """nbgrader generate_feedback with the course's readable feedback settings enforced."""
     from nbgrader.apps.generatefeedbackapp import GenerateFeedbackApp
 
-    from mnist_grader.readable_feedback import NBGRADER_TEMPLATES, TEMPLATE_NAME, TEMPLATES
+    from mnist_grader.readable_feedback import configure_feedback
 
     argv = [arg for arg in sys.argv[1:] if arg != AUTOGRADED_PART_ONLY]
-    part_only = ["mnist_grader.provisional_feedback.AutogradedPartOnly"] \
-        if AUTOGRADED_PART_ONLY in sys.argv[1:] else []
     app = GenerateFeedbackApp.instance()
     app.initialize(argv)
-    # after GetGrades (it reads the scores), before the cells are rendered
-    app.config.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS[:1] + part_only \
-        + FEEDBACK_PREPROCESSORS[1:]
-    app.config.GenerateFeedback.exporter_class = "mnist_grader.readable_feedback.FeedbackExporter"
-    app.config.HTMLExporter.template_name = TEMPLATE_NAME
-    app.config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
+    configure_feedback(app.config, autograded_part_only=AUTOGRADED_PART_ONLY in sys.argv[1:])
     app.start()
 
 

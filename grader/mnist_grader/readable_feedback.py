@@ -2,14 +2,18 @@
 
 nbgrader's feedback page loads MathJax from a CDN (offline, or in JupyterLab's HTML viewer, which
 runs no scripts, the equations stay raw LaTeX) and lists every test cell as "Test cell". Two
-preprocessors, run by ``mnist_grader.feedback`` inside nbgrader's ``generate_feedback``, and the
-course's feedback template (``grader/mnist_grader/templates/course_feedback``) fix both:
+preprocessors inside nbgrader's ``generate_feedback`` and the course's feedback template
+(``grader/mnist_grader/templates/course_feedback``) fix both:
 
 * ``RenderMath`` turns ``$...$`` and ``$$...$$`` in markdown cells into MathML (``latex2mathml``),
   which browsers draw themselves: no script, no network. The template drops the CDN script.
 * ``TitleTestCells`` gives each test cell the title of the task it tests (the nearest heading above
   it, and the test's name when one heading covers several tests); the template puts it in the
   table of contents.
+
+``configure_feedback`` is the one place that sets this up: the course's nbgrader_config.py calls it,
+so Formgrader's Generate Feedback and ``nbgrader generate_feedback`` write this page, and
+``mnist_grader.feedback`` calls it on its app's config (also in a course whose config does not).
 """
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ from pathlib import Path
 
 import nbgrader.converters
 from jupyter_core.paths import jupyter_path
-from latex2mathml.converter import convert
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, default
@@ -32,6 +35,45 @@ NBGRADER_TEMPLATES = Path(nbgrader.converters.__file__).resolve().parent.parent 
     "formgrader" / "templates"
 TITLE_KEY = "feedback_title"
 
+# nbgrader's generate_feedback preprocessors for the course's page. GetGrades first (it reads the
+# scores; ``provisional_feedback.AutogradedPartOnly`` goes right after it when asked for), then the
+# page's CSS, then the readable parts. nbgrader's ClearHiddenTests is left out on purpose, on every
+# path: the course's autograded notebooks never held a hidden test (every autograde, nbgrader's and
+# Formgrader's included, runs the sandboxed grader: the student's kernel ran test cells without their
+# hidden part, see mnist_grader.trusted.hidden, and what the hidden tests found is the trusted run's
+# own message under each test cell), so there is nothing to scrub, and ClearHiddenTests fails the
+# whole feedback of a student whose own cell merely contains the hidden-test delimiter text.
+FEEDBACK_PREPROCESSORS = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    f"{__name__}.RenderMath",
+    f"{__name__}.TitleTestCells",
+]
+AUTOGRADED_PART_ONLY_PREPROCESSOR = "mnist_grader.provisional_feedback.AutogradedPartOnly"
+
+
+def configure_feedback(config, autograded_part_only: bool = False) -> None:
+    """Make every ``generate_feedback`` that reads ``config`` write the course's readable page.
+
+    The exporter's settings are its own class's (``FeedbackExporter``), never ``HTMLExporter``'s:
+    Formgrader's other pages keep theirs (Manual Grading's ``rubric.ShowRubric``), and the feedback
+    runs none of those pages' preprocessors.
+
+    Args:
+        config: a traitlets ``Config``: nbgrader_config.py's ``c``, or an nbgrader app's ``config``.
+        autograded_part_only: feedback on the autograded part only, each cell still waiting for a
+            grader shown as such (``mnist_grader.provisional_feedback``).
+
+    Returns:
+        Nothing; ``config`` is changed in place.
+    """
+    part_only = [AUTOGRADED_PART_ONLY_PREPROCESSOR] if autograded_part_only else []
+    config.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS[:1] + part_only + FEEDBACK_PREPROCESSORS[1:]
+    config.GenerateFeedback.exporter_class = f"{__name__}.FeedbackExporter"
+    config.FeedbackExporter.template_name = TEMPLATE_NAME
+    config.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
+    config.FeedbackExporter.preprocessors = []
+
 # Code spans first, so a `$` inside backticks is left alone; then display math, then inline math
 # (not a `$` followed by a digit and a space, like "costs $5 and").
 _MATH = re.compile(r"(?P<code>`+[^`]*`+)|\$\$(?P<display>.+?)\$\$|(?<![\\$])\$(?P<inline>[^$\n]+?)\$(?!\d)",
@@ -42,6 +84,10 @@ _POINTS = re.compile(r"\s*\((?:\d+ points?|[^)]*graded by hand)[^)]*\)")
 
 def latex_to_mathml(source: str) -> str:
     """Markdown with its LaTeX math replaced by MathML; LaTeX that does not convert stays as it is."""
+    # Imported here, not with the module: nbgrader_config.py imports this module for every nbgrader
+    # command, also from the hub users' environment, which has no latex2mathml (only feedback needs it).
+    from latex2mathml.converter import convert
+
     def replace(match: re.Match) -> str:
         if match.group("code"):
             return match.group("code")

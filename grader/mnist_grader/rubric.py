@@ -9,8 +9,8 @@ answer. The autograded notebook on disk is never changed, so neither feedback no
 receives can contain the rubric.
 
 Formgrader's page is the only HTML export whose resources name a submission (``submission_id``); the
-same configuration also reaches other HTML exports (nbgrader's feedback exporter is an
-``HTMLExporter``), and those are left alone.
+same configuration also reaches other HTML exports, and those are left alone. (The feedback exporter,
+``readable_feedback.FeedbackExporter``, has preprocessors of its own and never runs this one.)
 """
 from __future__ import annotations
 

@@ -33,8 +33,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
-                "notebooks", "deploy", "helpers", "hub", "grader")
 ASSIGNMENT = "mnist_mlp"
 TIMEOUT_S = 600
 
@@ -75,6 +73,7 @@ def main() -> int:
         print("error: the hub creates Unix users: run as root", file=sys.stderr)
         return 2
     from deploy import hub
+    from deploy.course_copy import copy_course
     from deploy.student_env import build_student_env
     from mnist_grader.course import load_course
     from mnist_grader.examples import example_set
@@ -89,12 +88,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-on-submit-"))
     base.chmod(0o755)
     course = base / "course"
-    course.mkdir()
-    for name in COURSE_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, course / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, course / name)
+    copy_course(REPO, course)
     settings = hub.HubSettings.create(hub_dir=base / "hub", course_root=course, assignment=ASSIGNMENT,
                                       course_id=load_course(course).course_id, env=env, proxy=proxy,
                                       prefix=f"bos{uuid.uuid4().hex[:5]}-", n_students=2, port=0,

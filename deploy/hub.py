@@ -37,11 +37,10 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deploy.course_copy import CourseCopyError, copy_course
+
 REPO = Path(__file__).resolve().parents[1]
 HUB_CONFIG = REPO / "hub" / "jupyterhub_config.py"
-# The course files the instructor's copy needs (generated folders are made there by nbgrader).
-COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
-                "notebooks", "helpers", "grader")
 COURSE_FOLDER = "mnist-course"
 MARKER = "mnist-course hub user"
 START_TIMEOUT_S = 120
@@ -298,13 +297,10 @@ def set_up_course(settings: HubSettings) -> None:
     course = settings.instructor_course
     source = Path(settings.course_root)
     if not course.exists():
-        course.mkdir()
-        for name in COURSE_FILES:
-            if (source / name).is_dir():
-                shutil.copytree(source / name, course / name,
-                                ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-            elif (source / name).is_file():
-                shutil.copy2(source / name, course / name)
+        try:
+            copy_course(source, course)
+        except CourseCopyError as err:
+            raise HubError(f"cannot copy the course for the instructor: {err}") from err
         with open(course / "nbgrader_config.py", "a") as config:
             config.write("\n# On this hub the exchange is shared by every user (make hub).\n"
                          f"c.Exchange.root = {str(settings.exchange)!r}\n")

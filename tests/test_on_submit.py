@@ -31,6 +31,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from deploy.course_copy import copy_course
 from tests.grader_course import FIXTURE, needs_bwrap, private_jupyter_dirs, tiny_course  # noqa: F401 (autouse fixture)
 from tests.test_feedback import hidden_test_lines, leaks
 
@@ -38,8 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
 STUDENT_ENV = REPO / "build" / "student-env"  # shared with tests/test_hub.py and the browser tests
 NODE_DIR = REPO / "build" / "node"
-COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
-                "notebooks", "deploy", "helpers", "hub", "grader")
 ASSIGNMENT = "mnist_mlp"
 MISTAKE = "mistake-softmax-overflow"  # loses the softmax points, nothing else
 # generous: grading runs on two shared cores (the figure is in BENCHMARKS.md, from the benchmark)
@@ -111,12 +111,7 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
     base = Path(tempfile.mkdtemp(prefix="mnist-onsubmit-test-"))
     base.chmod(0o755)  # the hub's users walk through it to their homes
     course, hub_dir = base / "course", base / "hub"
-    course.mkdir()
-    for name in COURSE_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, course / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(REPO / name, course / name)
+    copy_course(REPO, course)
     (course / ".venv").symlink_to(VENV)
     prefix = f"mos{uuid.uuid4().hex[:5]}-"  # unique: tests share the machine
     make_vars = (f"HUB_DIR={hub_dir}", f"HUB_STUDENT_ENV={STUDENT_ENV}", f"NODE_DIR={NODE_DIR}")

@@ -79,7 +79,8 @@ def configure_feedback(config, autograded_part_only: bool = False) -> None:
 _MATH = re.compile(r"(?P<code>`+[^`]*`+)|\$\$(?P<display>.+?)\$\$|(?<![\\$])\$(?P<inline>[^$\n]+?)\$(?!\d)",
                    re.S)
 _HEADING = re.compile(r"^#{1,6}\s+(.*\S)\s*$", re.M)
-_POINTS = re.compile(r"\s*\((?:\d+ points?|[^)]*graded by hand)[^)]*\)")
+# "(2 points)", "(2 + 2 points)", "(3 points, graded by hand)": the score is shown beside the title
+_POINTS = re.compile(r"\s*\((?:\d+(?:\s*\+\s*\d+)*\s+points?\b|[^)]*graded by hand)[^)]*\)")
 
 
 def latex_to_mathml(source: str) -> str:

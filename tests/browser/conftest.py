@@ -20,9 +20,10 @@ import pytest
 
 from nbgrader.api import Gradebook
 
+from deploy.course_copy import CourseCopyError, copy_course
 from jupyterlab_ui import Screenshots
 from lab_server import (
-    ASSIGNMENT, BLANK_STUDENT, CHROMIUM, CHROMIUM_FLAGS, COURSE_FILES, COURSE_SRC, EXAMPLE_STUDENTS, REFERENCE_STUDENT,
+    ASSIGNMENT, BLANK_STUDENT, CHROMIUM, CHROMIUM_FLAGS, COURSE_SRC, EXAMPLE_STUDENTS, REFERENCE_STUDENT,
     SCREENSHOTS, VENV_BIN, VIEWPORT, isolated_env, run_instructor, skip_or_fail, start_lab, stop_lab,
 )
 
@@ -53,16 +54,11 @@ def lab_env(tmp_path_factory, real_mnist_root) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def course(tmp_path_factory) -> Path:
     """A copy of the course folder (what `make lab` needs), sharing this checkout's .venv."""
-    missing = [name for name in COURSE_FILES if not (COURSE_SRC / name).exists()]
-    if missing:
-        skip_or_fail(f"the course is not built yet: missing {', '.join(missing)} in {COURSE_SRC}")
     root = tmp_path_factory.mktemp("course")
-    for name in COURSE_FILES:
-        src = COURSE_SRC / name
-        if src.is_dir():
-            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-        else:
-            shutil.copy2(src, root / name)  # keeps mtimes: make must see .venv as up to date
+    try:
+        copy_course(COURSE_SRC, root)  # keeps mtimes: make must see .venv as up to date
+    except CourseCopyError as err:
+        skip_or_fail(f"the course is not built yet: {err}")
     (root / ".venv").symlink_to(VENV_BIN.parent)
     return root
 

@@ -34,11 +34,6 @@ CHROMIUM_FLAGS = [
 SCREENSHOTS = REPO / "build" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 ASSIGNMENT = "mnist_mlp"
-# The parts of the repository a course folder needs to run `make lab` and `make student` (with this
-# checkout's .venv). release/ is generated from source/ by `make lab` itself; `make student` builds
-# a student environment from requirements/ and helpers/ (deploy/).
-COURSE_FILES = ("Makefile", "requirements", "pyproject.toml", "README.md", "LICENSE", "nbgrader_config.py", "source",
-                "deploy", "helpers", "notebooks")
 # The student environment (`python -m deploy student-env`) takes about 2 minutes to build; the tests
 # share one, kept between runs in the checkout's build/ (rebuilt when its requirements change).
 STUDENT_ENV = REPO / "build" / "student-env"

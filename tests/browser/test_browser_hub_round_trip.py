@@ -52,6 +52,7 @@ WRITTEN_ANSWER = ("With 8 hidden units the network reaches about 91 % on both se
 RUBRIC_LINE = "1 point: the four numbers for 8 and for 512"
 HAND_SCORES = (3.0, 2.0)  # A, B: what the grader gives the written answers
 MISTAKE_TEST = "test_softmax"
+SOFTMAX_TITLE = "2.1 softmax"  # that test cell's title in the feedback: its task's heading
 # What a test cell says when it ran without the course's grader (plain nbgrader autograde).
 NO_GRADER = "No module named 'mnist_grader'"
 NOTEBOOK = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
@@ -323,9 +324,10 @@ def release_feedback(trip: RoundTrip, teacher: Person) -> None:
     shoot(trip.shots, teacher, "feedback generated and released")
 
 
-def read_own_feedback(trip: RoundTrip, student: Person) -> tuple[str, str]:
+def read_own_feedback(trip: RoundTrip, student: Person) -> tuple[str, str, int, int]:
     """Assignment List > Fetch Feedback, then the feedback page opened from the file browser;
-    returns the page's text and its table of contents' (the scores')."""
+    returns the page's text, its table of contents' (the tasks' titles and scores), how many
+    equations it holds as MathML and how many MathJax scripts it loads."""
     student.page.bring_to_front()
     open_lab(student.page, student.server)
     fetch_feedback(student.page, ASSIGNMENT)
@@ -333,7 +335,8 @@ def read_own_feedback(trip: RoundTrip, student: Person) -> tuple[str, str]:
     viewer = student.page.frame_locator(".jp-MainAreaWidget:visible iframe")
     expect(viewer.locator("body")).to_contain_text("Score:", timeout=30_000)
     shoot(trip.shots, student, "own feedback")
-    return viewer.locator("body").inner_text(), viewer.locator("#toc").inner_text()
+    return (viewer.locator("body").inner_text(), viewer.locator("#toc").inner_text(), viewer.locator("math").count(),
+            viewer.locator("script[src*='mathjax' i]").count())
 
 
 def reached_by_url(trip: RoundTrip, student: Person, other: str) -> list[str]:
@@ -392,12 +395,16 @@ def test_course_round_trip_on_the_hub(chromium, hub, request):
         # 4. Each student reads their own scores in their own feedback.
         for student in (student_a, student_b):
             score, max_score, cells = graded[student]
-            text, toc = read_own_feedback(trip, trip.people[student])
+            text, toc, equations, mathjax = read_own_feedback(trip, trip.people[student])
             shown = sorted((float(a), float(b)) for a, b in re.findall(r"Score: ([\d.]+) / ([\d.]+)", toc))
             expected = sorted((cells[name], max_points[name]) for name in max_points)
             assert shown == expected, f"{student}'s feedback shows scores {shown}, the gradebook {expected}"
             assert f"Score: {score:.1f} / {max_score:.1f}" in text, f"{student}'s feedback lacks the total {score}"
             assert RUBRIC_LINE not in text and "BEGIN HIDDEN TESTS" not in text, f"{student}'s feedback shows grading secrets"
+            # the readable page (Formgrader's Generate Feedback with the course's config): tests
+            # titled by their task, equations as MathML, no MathJax from a CDN
+            assert SOFTMAX_TITLE in toc and "Test cell" not in toc, f"{student}'s feedback lists: {toc}"
+            assert equations > 0 and mathjax == 0, f"{student}'s feedback: {equations} MathML equations, {mathjax} MathJax"
 
         # 5. A cannot reach B's work, the exchange's inbound, or B's feedback.
         a = trip.people[student_a]

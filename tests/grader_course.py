@@ -7,12 +7,20 @@ fails instead.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -90,3 +98,56 @@ def checked_tiny_course(tmp_path: Path) -> tuple[Path, subprocess.CompletedProce
                       "--repeat-reference", "2", "--no-progress", "--only", *TINY_MISTAKES,
                       *cheats, check=False)
     return course, proc
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (tests share the machine)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def formgrader_server(course: Path, env: dict[str, str], log_path: Path) -> Iterator[tuple[str, str]]:
+    """A real ``jupyter server`` with nbgrader's Formgrader, rooted at ``course`` (its log in
+    ``log_path``; the server's logger at the instructor servers' level); yields (base url, token)
+    once it answers, and stops it afterwards."""
+    from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
+
+    port, token = free_port(), uuid.uuid4().hex
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1",
+             f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+             "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}",
+             f"--ServerApp.root_dir={course}",
+             f"--ServerApp.logging_config={QUIET_SERVER_LOGGING!r}"]
+            + (["--allow-root"] if os.geteuid() == 0 else []),
+            cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                assert server.poll() is None, log_path.read_text()[-3000:]
+                try:
+                    with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                        break
+                except (urllib.error.URLError, ConnectionError):
+                    assert time.monotonic() < deadline, "jupyter server did not answer"
+                    time.sleep(0.3)
+            yield base, token
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def formgrader_post(base: str, token: str, path: str) -> dict:
+    """What a Formgrader button asks its server: POST ``/formgrader/api/PATH``, the JSON reply."""
+    request = urllib.request.Request(f"{base}/formgrader/api/{path}", data=b"", method="POST",
+                                     headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.loads(response.read())

@@ -10,25 +10,18 @@ points. The log at nbgrader's default level stays short.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
-
-from grader_course import (HAVE_BWRAP, grader_cli, needs_bwrap, private_jupyter_dirs,  # noqa: F401
-                           tiny_course)
+from grader_course import (HAVE_BWRAP, formgrader_post, formgrader_server, grader_cli,  # noqa: F401
+                           needs_bwrap, private_jupyter_dirs, tiny_course)
 from test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +31,6 @@ STUDENTS = [HONEST, MISTAKE, KERNEL_CHEAT] + ([READ_CHEAT] if HAVE_BWRAP else []
 # graded through Formgrader's HTTP API
 FORMGRADER_STUDENTS = [HONEST, KERNEL_CHEAT]
 AUTOGRADED_POINTS = 5  # the fixture's autograded points (one more is graded by hand)
-LINKED_SECRET = "LINKED-SECRET-OUTSIDE-THE-SUBMISSION"
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +40,16 @@ def jupyter_env(private_jupyter_dirs) -> dict[str, str]:
     return dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
 
 
-def course_autograde_settings() -> str:
-    """The Autograde lines of this repository's nbgrader_config.py, as config text."""
+def course_autograde_settings(leave_out: tuple[str, ...] = ()) -> str:
+    """The Autograde lines of this repository's nbgrader_config.py (but those in ``leave_out``), as
+    config text."""
     from mnist_grader.nbgrader_autograde import is_configured
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     assert is_configured(config), "nbgrader_config.py must send Autograde to the sandboxed grader"
-    return "".join(f"\nc.Autograde.{name} = {list(value)!r}"
-                   for name, value in config.Autograde.items()) + "\n"
+    assert config.Autograde.pre_convert_hook, "nbgrader_config.py must check submissions before copying"
+    return "".join(f"\nc.Autograde.{name} = {value if isinstance(value, str) else list(value)!r}"
+                   for name, value in config.Autograde.items() if name not in leave_out) + "\n"
 
 
 def course_with(tmp_path: Path, students: list[str], settings: str = "") -> Path:
@@ -86,10 +80,6 @@ def autograded_score(scores: dict[str, tuple]) -> float:
 def by_nbgrader(tmp_path_factory, jupyter_env):
     """(course, completed process) of `nbgrader autograde tiny --force` with the course's settings."""
     course = course_with(tmp_path_factory.mktemp("nbgrader"), STUDENTS, course_autograde_settings())
-    # a file outside the submission, linked from it: nbgrader copies it (following the link)
-    outside = course.parent / "outside.txt"
-    outside.write_text(LINKED_SECRET)
-    (course / "submitted" / MISTAKE / "tiny" / "linked.txt").symlink_to(outside)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "tiny", "--force"],
                           cwd=course, env=jupyter_env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -149,7 +139,6 @@ def test_autograded_folders_hold_what_the_sandboxed_grader_published(by_nbgrader
     for student in STUDENTS:
         folder = course / "autograded" / student / "tiny"
         assert sorted(p.name for p in folder.iterdir()) == ["timestamp.txt", "tiny.ipynb"], student
-    assert "left out linked.txt: a symbolic link" in proc.stdout + proc.stderr  # flagged
 
 
 def test_nbgrader_autograde_log_is_short(by_nbgrader):
@@ -164,58 +153,19 @@ def test_nbgrader_autograde_log_is_short(by_nbgrader):
 # --------------------------------------------------------------------------------------------------
 # Formgrader: its autograde endpoint in a real Jupyter server rooted at the course
 # --------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def formgrader(tmp_path_factory, jupyter_env):
     """(course, base url, token) of `jupyter server` with nbgrader's Formgrader, in a course whose
     submissions nobody has graded yet; the server's logger at the instructor servers' level."""
     course = course_with(tmp_path_factory.mktemp("formgrader"), FORMGRADER_STUDENTS,
                          course_autograde_settings())
-    port, token = _free_port(), uuid.uuid4().hex
-    log = open(course.parent / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}",
-         f"--ServerApp.root_dir={course}",
-         f"--ServerApp.logging_config={QUIET_SERVER_LOGGING!r}"] + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=course, env=jupyter_env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (course.parent / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "jupyter server did not answer"
-                time.sleep(0.3)
+    with formgrader_server(course, jupyter_env, course.parent / "server.log") as (base, token):
         yield course, base, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def formgrader_autograde(base: str, token: str, student: str) -> dict:
     """What Formgrader's Autograde button asks the server for one submission."""
-    request = urllib.request.Request(f"{base}/formgrader/api/submission/tiny/{student}/autograde",
-                                     data=b"", method="POST",
-                                     headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.loads(response.read())
+    return formgrader_post(base, token, f"submission/tiny/{student}/autograde")
 
 
 def test_formgrader_autograde_is_the_sandboxed_grader(formgrader, by_grader_cli):
@@ -230,3 +180,47 @@ def test_formgrader_autograde_is_the_sandboxed_grader(formgrader, by_grader_cli)
     assert gradebook_scores(course, FORMGRADER_STUDENTS) == \
         gradebook_scores(by_grader_cli, FORMGRADER_STUDENTS)
     assert autograded_score(gradebook_scores(course, [KERNEL_CHEAT])[KERNEL_CHEAT]) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the check before nbgrader copies a submission's files (c.Autograde.pre_convert_hook)
+# --------------------------------------------------------------------------------------------------
+def _autograde_with_links(tmp_path: Path, jupyter_env, settings: str) -> tuple[Path, str]:
+    """`nbgrader autograde tiny --force` on HONEST and MISTAKE, MISTAKE's folder holding a link to the
+    instructor's source notebook; and a student folder that is a link to HONEST's. (The course's
+    Collect never puts links into submitted/; a folder filled by hand or by unzip can hold them.)
+
+    Returns:
+        The course and nbgrader's log.
+    """
+    course = course_with(tmp_path, [HONEST, MISTAKE], settings)
+    (course / "submitted" / MISTAKE / "tiny" / "solution.txt").symlink_to(
+        course / "source" / "tiny" / "tiny.ipynb")
+    (course / "submitted" / "linked-folder").symlink_to(course / "submitted" / HONEST)
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "tiny", "--force"],
+                          cwd=course, env=jupyter_env, capture_output=True, text=True, timeout=900)
+    return course, proc.stdout + proc.stderr
+
+
+def test_a_submitted_folder_with_a_link_is_refused_before_nbgrader_copies(tmp_path, jupyter_env):
+    course, log = _autograde_with_links(tmp_path, jupyter_env, course_autograde_settings())
+    # refused with what is wrong and what to do; nbgrader counts both as failed
+    assert f"{MISTAKE}'s submission" in log and "solution.txt: a symbolic link" in log, log
+    assert "What to do: remove" in log and "collect the submission again with the course's Collect" in log
+    assert "linked-folder is a symbolic link, not a folder" in log, log
+    assert f"There was an error processing assignment 'tiny' for student '{MISTAKE}'" in log
+    assert "There was an error processing assignment 'tiny' for student 'linked-folder'" in log
+    # nothing was copied through a link (nbgrader logs every copy as "Copying SRC -> DEST")
+    assert "solution.txt ->" not in log and "linked-folder/tiny/tiny.ipynb" not in log, log
+    assert not (course / "autograded" / MISTAKE / "tiny").exists()
+    assert not (course / "autograded" / "linked-folder" / "tiny").exists()
+    # the honest submission is graded as usual
+    assert autograded_score(gradebook_scores(course, [HONEST])[HONEST]) == AUTOGRADED_POINTS
+
+
+def test_without_the_check_nbgrader_copies_through_the_link(tmp_path, jupyter_env):
+    """The other side: the same settings but the hook, and nbgrader copies the link's target."""
+    _, log = _autograde_with_links(tmp_path, jupyter_env,
+                                   course_autograde_settings(leave_out=("pre_convert_hook",)))
+    assert re.search(rf"Copying \S*{MISTAKE}/tiny/solution.txt -> ", log), log
+    assert "is not graded: it holds what is not a plain file" not in log

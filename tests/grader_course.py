@@ -78,6 +78,18 @@ def tiny_course(tmp_path: Path) -> Path:
     return course
 
 
+def student_nbgrader(exchange: Path, home: Path, *args: str) -> str:
+    """An nbgrader exchange command (fetch_assignment, submit, ...) of the tiny course as a student
+    (this user) in ``home``, with its own Jupyter folders; returns its log."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               HOME=str(home), JUPYTER_DATA_DIR=str(home / ".jupyter-data"),
+               JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--course", "tiny_course",
+                           f"--Exchange.root={exchange}"], cwd=home, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"nbgrader {' '.join(args)}: {proc.stderr[-2000:]}"
+    return proc.stderr
+
+
 # grader QA on the fixture (reduced cheat set: the slow loops and the memory bomb run in
 # ``make check-grader``)
 TINY_CHEATS = ["cheat-edit-tests", "cheat-delete-tests", "cheat-hide-tracebacks",

@@ -206,7 +206,7 @@ def test_a_submitted_folder_with_a_link_is_refused_before_nbgrader_copies(tmp_pa
     course, log = _autograde_with_links(tmp_path, jupyter_env, course_autograde_settings())
     # refused with what is wrong and what to do; nbgrader counts both as failed
     assert f"{MISTAKE}'s submission" in log and "solution.txt: a symbolic link" in log, log
-    assert "What to do: remove" in log and "collect the submission again with the course's Collect" in log
+    assert "What to do: take" in log and "collect the submission again with the course's Collect" in log
     assert "linked-folder is a symbolic link, not a folder" in log, log
     assert f"There was an error processing assignment 'tiny' for student '{MISTAKE}'" in log
     assert "There was an error processing assignment 'tiny' for student 'linked-folder'" in log

@@ -73,7 +73,8 @@ class SafeCollect(ExchangeCollect):
             accepted = self._accepted(submissions)
             chosen = self._choose(accepted)
             if chosen is None:
-                self.log.error("Nothing collected for %s: none of their %d folder(s) was accepted",
+                self.log.error("Nothing collected for %s: none of the %d inbound folder(s) in their "
+                               "name was accepted (they can submit again from their own account)",
                                student, len(submissions))
                 continue
             if any(s.timestamp > chosen.timestamp for s in submissions if s not in accepted):
@@ -107,6 +108,8 @@ class SafeCollect(ExchangeCollect):
         pattern = self.coursedir.student_id or "*"  # a file glob, as for nbgrader's own collect
         found: dict[str, list[InboundSubmission]] = defaultdict(list)
         for name in sorted(os.listdir(self.inbound_path)):
+            if name.startswith("."):
+                continue  # never a submission (nbgrader's own collect does not see them either)
             submission = parse_inbound_name(name, assignment)
             if submission is None:
                 if f"+{assignment}+" in name:
@@ -124,7 +127,7 @@ class SafeCollect(ExchangeCollect):
         for submission in submissions:
             problem = submission_problem(Path(self.inbound_path), submission, collector_uid=os.getuid())
             if problem:
-                self.log.error("Not collected: %s %s", os.path.join(self.inbound_path, submission.name),
+                self.log.error("Not collected: %s: %s", os.path.join(self.inbound_path, submission.name),
                                problem)
             else:
                 accepted.append(submission)

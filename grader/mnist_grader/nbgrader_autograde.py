@@ -92,17 +92,20 @@ def refuse_unsafe_submission(assignment: str, student: str, notebooks: list[str]
         problems = [str(exc)]
     if not problems:
         return
-    message = (f"{folder.parent.name}'s submission {folder} is not graded: it holds what is not a plain "
-               f"file or folder, and nbgrader's autograde would copy it as the instructor, following "
-               f"links:\n" + "\n".join(f"  - {line}" for line in problems) +
-               f"\nWhat to do: remove {folder} and collect the submission again with the course's "
+    owner, submitted = folder.parent.name, folder.parent.parent
+    message = (f"{owner}'s submission {folder} is not graded: it holds what is not a plain file or "
+               f"folder, and nbgrader's autograde would copy it as the instructor, following links:\n"
+               + "\n".join(f"  - {line}" for line in problems) +
+               f"\nWhat to do: take {owner}'s folder out of {submitted} (where it is a link, remove "
+               f"the link, not what it points to), collect the submission again with the course's "
                f"Collect (Formgrader's Collect or `nbgrader collect`, with nbgrader_config.py's "
-               f"c.ExchangeFactory.collect), which leaves links out; then autograde it again.")
+               f"c.ExchangeFactory.collect), which leaves links out, and autograde it again.")
     converter = _converter_calling(notebooks)
     if converter is None:
         raise UnsafeSubmissionAbort(message)
     converter.log.error("%s", message)
-    _refuse_next_copy(converter, UnsafeSubmissionError(message))
+    _refuse_next_copy(converter, UnsafeSubmissionError(
+        f"{owner}'s submission was refused before nbgrader copied it: see the error above"))
 
 
 def _converter_calling(notebooks: list[str]):

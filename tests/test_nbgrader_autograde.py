@@ -224,3 +224,19 @@ def test_without_the_check_nbgrader_copies_through_the_link(tmp_path, jupyter_en
                                    course_autograde_settings(leave_out=("pre_convert_hook",)))
     assert re.search(rf"Copying \S*{MISTAKE}/tiny/solution.txt -> ", log), log
     assert "is not graded: it holds what is not a plain file" not in log
+
+
+def test_the_check_stops_everything_when_nbgrader_is_not_its_caller(tmp_path):
+    """Called by anything but nbgrader's converter, a refusal cannot be handed to nbgrader: it stops
+    the caller (an exception nbgrader's hook runner would not swallow) instead of passing silently."""
+    from mnist_grader.nbgrader_autograde import UnsafeSubmissionAbort, refuse_unsafe_submission
+
+    folder = tmp_path / "submitted" / "alice" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "tiny.ipynb").write_text("{}")
+    notebooks = [str(folder / "tiny.ipynb")]
+    assert refuse_unsafe_submission(assignment="tiny", student="*", notebooks=notebooks) is None
+    (folder / "solution.txt").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafeSubmissionAbort, match="solution.txt: a symbolic link"):
+        refuse_unsafe_submission(assignment="tiny", student="*", notebooks=notebooks)
+    assert not issubclass(UnsafeSubmissionAbort, Exception)

@@ -63,3 +63,14 @@ c.ShowRubric.source_folder = os.path.join(COURSE_ROOT, "source")
 # See grader/mnist_grader/nbgrader_autograde.py.
 c.Autograde.sanitize_preprocessors = []
 c.Autograde.autograde_preprocessors = ["mnist_grader.nbgrader_autograde.SandboxedAutograde"]
+
+# Formgrader's Collect and `nbgrader collect` copy each submission without following a link a
+# student put into it (plain nbgrader's collect would copy the link's target, say this course's
+# source notebook, into submitted/ and on into that student's feedback), and refuse a folder named
+# after another student than its owner. See grader/mnist_grader/exchange_collect.py.
+c.ExchangeFactory.collect = "mnist_grader.exchange_collect.SafeCollect"
+
+# Before nbgrader's autograde copies a submission's other files (as the instructor, following
+# links, before any autograde step), a submitted folder holding anything but plain files and
+# folders is refused with the reason. See grader/mnist_grader/nbgrader_autograde.py.
+c.Autograde.pre_convert_hook = "mnist_grader.nbgrader_autograde.refuse_unsafe_submission"

@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -77,6 +78,18 @@ def tiny_course(tmp_path: Path) -> Path:
     return course
 
 
+def student_nbgrader(exchange: Path, home: Path, *args: str) -> str:
+    """An nbgrader exchange command (fetch_assignment, submit, ...) of the tiny course as a student
+    (this user) in ``home``, with its own Jupyter folders; returns its log."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+               HOME=str(home), JUPYTER_DATA_DIR=str(home / ".jupyter-data"),
+               JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--course", "tiny_course",
+                           f"--Exchange.root={exchange}"], cwd=home, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"nbgrader {' '.join(args)}: {proc.stderr[-2000:]}"
+    return proc.stderr
+
+
 # grader QA on the fixture (reduced cheat set: the slow loops and the memory bomb run in
 # ``make check-grader``)
 TINY_CHEATS = ["cheat-edit-tests", "cheat-delete-tests", "cheat-hide-tracebacks",
@@ -107,18 +120,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def formgrader_server(course: Path, env: dict[str, str], log_path: Path):
-    """`jupyter server` with nbgrader's Formgrader, rooted at (and started in) ``course``, so it
-    reads the course's nbgrader_config.py; its logger at the instructor servers' level.
-
-    Args:
-        course: the course folder.
-        env: the server's environment (private Jupyter folders, this venv's tools first).
-        log_path: where the server's output goes (shown when it does not start).
-
-    Yields:
-        (base url, token); the server is stopped by its PID afterwards.
-    """
+def formgrader_server(course: Path, env: dict[str, str], log_path: Path) -> Iterator[tuple[str, str]]:
+    """A real ``jupyter server`` with nbgrader's Formgrader, rooted at ``course`` (its log in
+    ``log_path``; the server's logger at the instructor servers' level); yields (base url, token)
+    once it answers, and stops it afterwards."""
     from mnist_grader.nbgrader_autograde import QUIET_SERVER_LOGGING
 
     port, token = free_port(), uuid.uuid4().hex
@@ -128,7 +133,8 @@ def formgrader_server(course: Path, env: dict[str, str], log_path: Path):
              f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
              "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}",
              f"--ServerApp.root_dir={course}",
-             f"--ServerApp.logging_config={QUIET_SERVER_LOGGING!r}"] + (["--allow-root"] if os.geteuid() == 0 else []),
+             f"--ServerApp.logging_config={QUIET_SERVER_LOGGING!r}"]
+            + (["--allow-root"] if os.geteuid() == 0 else []),
             cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -151,19 +157,19 @@ def formgrader_server(course: Path, env: dict[str, str], log_path: Path):
                 server.wait()
 
 
-def formgrader_request(base: str, token: str, path: str, post: bool = True) -> str:
-    """What a Formgrader button asks the server (a POST to ``/formgrader/...``), or a page (GET).
-
-    Returns:
-        The reply's body (JSON for the API, HTML for a page).
-    """
+def _formgrader(base: str, token: str, path: str, post: bool) -> bytes:
     request = urllib.request.Request(f"{base}/formgrader/{path}", data=b"" if post else None,
                                      method="POST" if post else "GET",
                                      headers={"Authorization": f"token {token}"})
     with urllib.request.urlopen(request, timeout=600) as response:
-        return response.read().decode()
+        return response.read()
 
 
-def formgrader_action(base: str, token: str, path: str) -> dict:
-    """A Formgrader API call (``api/...``) that answers ``{"success": ..., "log": ...}``."""
-    return json.loads(formgrader_request(base, token, path))
+def formgrader_post(base: str, token: str, path: str) -> dict:
+    """What a Formgrader button asks its server: POST ``/formgrader/api/PATH``, the JSON reply."""
+    return json.loads(_formgrader(base, token, f"api/{path}", post=True))
+
+
+def formgrader_page(base: str, token: str, path: str) -> str:
+    """A Formgrader page (GET ``/formgrader/PATH``, e.g. Manual Grading's ``submissions/ID/``), its HTML."""
+    return _formgrader(base, token, path, post=False).decode()

@@ -26,7 +26,7 @@ from nbgrader.api import Gradebook
 from mnist_grader.jupyter_env import private_dirs
 from mnist_grader.readable_feedback import latex_to_mathml
 from mnist_grader.rubric import RUBRIC_HEADING
-from tests.grader_course import formgrader_action, formgrader_request, formgrader_server
+from tests.grader_course import formgrader_page, formgrader_post, formgrader_server
 from tests.test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,12 +118,11 @@ def graded_course(tmp_path_factory) -> Path:
     _submit_and_grade(root)
     # Formgrader's Generate Feedback button, then its Manual Grading page of the submission
     with formgrader_server(root, _env(root), root.parent / "server.log") as (base, token):
-        reply = formgrader_action(base, token, f"api/assignment/week1/{STUDENT}/generate_feedback")
+        reply = formgrader_post(base, token, f"assignment/week1/{STUDENT}/generate_feedback")
         assert reply["success"], reply.get("log", "")[-3000:] + reply.get("error", "")[-3000:]
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
             notebook_id = gradebook.find_submission_notebook("week1", "week1", STUDENT).id
-        (root / "manual_grading.html").write_text(formgrader_request(base, token, f"submissions/{notebook_id}/",
-                                                                     post=False))
+        (root / "manual_grading.html").write_text(formgrader_page(base, token, f"submissions/{notebook_id}/"))
     (root / "feedback").rename(root / BUTTON)
     _run([sys.executable, "-m", "mnist_grader", "feedback", "--assignment", "week1"], root)
     _run([sys.executable, "-m", "nbgrader", "generate_feedback", "week1", "--force",

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from grader_course import (HAVE_BWRAP, formgrader_action, formgrader_server, grader_cli,  # noqa: F401
+from grader_course import (HAVE_BWRAP, formgrader_post, formgrader_server, grader_cli,  # noqa: F401
                            needs_bwrap, private_jupyter_dirs, tiny_course)
 from test_feedback import hidden_test_lines, leaks
 
@@ -31,7 +31,6 @@ STUDENTS = [HONEST, MISTAKE, KERNEL_CHEAT] + ([READ_CHEAT] if HAVE_BWRAP else []
 # graded through Formgrader's HTTP API
 FORMGRADER_STUDENTS = [HONEST, KERNEL_CHEAT]
 AUTOGRADED_POINTS = 5  # the fixture's autograded points (one more is graded by hand)
-LINKED_SECRET = "LINKED-SECRET-OUTSIDE-THE-SUBMISSION"
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +40,16 @@ def jupyter_env(private_jupyter_dirs) -> dict[str, str]:
     return dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
 
 
-def course_autograde_settings() -> str:
-    """The Autograde lines of this repository's nbgrader_config.py, as config text."""
+def course_autograde_settings(leave_out: tuple[str, ...] = ()) -> str:
+    """The Autograde lines of this repository's nbgrader_config.py (but those in ``leave_out``), as
+    config text."""
     from mnist_grader.nbgrader_autograde import is_configured
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     assert is_configured(config), "nbgrader_config.py must send Autograde to the sandboxed grader"
-    return "".join(f"\nc.Autograde.{name} = {list(value)!r}"
-                   for name, value in config.Autograde.items()) + "\n"
+    assert config.Autograde.pre_convert_hook, "nbgrader_config.py must check submissions before copying"
+    return "".join(f"\nc.Autograde.{name} = {value if isinstance(value, str) else list(value)!r}"
+                   for name, value in config.Autograde.items() if name not in leave_out) + "\n"
 
 
 def course_with(tmp_path: Path, students: list[str], settings: str = "") -> Path:
@@ -79,10 +80,6 @@ def autograded_score(scores: dict[str, tuple]) -> float:
 def by_nbgrader(tmp_path_factory, jupyter_env):
     """(course, completed process) of `nbgrader autograde tiny --force` with the course's settings."""
     course = course_with(tmp_path_factory.mktemp("nbgrader"), STUDENTS, course_autograde_settings())
-    # a file outside the submission, linked from it: nbgrader copies it (following the link)
-    outside = course.parent / "outside.txt"
-    outside.write_text(LINKED_SECRET)
-    (course / "submitted" / MISTAKE / "tiny" / "linked.txt").symlink_to(outside)
     proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "tiny", "--force"],
                           cwd=course, env=jupyter_env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -142,7 +139,6 @@ def test_autograded_folders_hold_what_the_sandboxed_grader_published(by_nbgrader
     for student in STUDENTS:
         folder = course / "autograded" / student / "tiny"
         assert sorted(p.name for p in folder.iterdir()) == ["timestamp.txt", "tiny.ipynb"], student
-    assert "left out linked.txt: a symbolic link" in proc.stdout + proc.stderr  # flagged
 
 
 def test_nbgrader_autograde_log_is_short(by_nbgrader):
@@ -169,7 +165,7 @@ def formgrader(tmp_path_factory, jupyter_env):
 
 def formgrader_autograde(base: str, token: str, student: str) -> dict:
     """What Formgrader's Autograde button asks the server for one submission."""
-    return formgrader_action(base, token, f"api/submission/tiny/{student}/autograde")
+    return formgrader_post(base, token, f"submission/tiny/{student}/autograde")
 
 
 def test_formgrader_autograde_is_the_sandboxed_grader(formgrader, by_grader_cli):
@@ -184,3 +180,63 @@ def test_formgrader_autograde_is_the_sandboxed_grader(formgrader, by_grader_cli)
     assert gradebook_scores(course, FORMGRADER_STUDENTS) == \
         gradebook_scores(by_grader_cli, FORMGRADER_STUDENTS)
     assert autograded_score(gradebook_scores(course, [KERNEL_CHEAT])[KERNEL_CHEAT]) == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the check before nbgrader copies a submission's files (c.Autograde.pre_convert_hook)
+# --------------------------------------------------------------------------------------------------
+def _autograde_with_links(tmp_path: Path, jupyter_env, settings: str) -> tuple[Path, str]:
+    """`nbgrader autograde tiny --force` on HONEST and MISTAKE, MISTAKE's folder holding a link to the
+    instructor's source notebook; and a student folder that is a link to HONEST's. (The course's
+    Collect never puts links into submitted/; a folder filled by hand or by unzip can hold them.)
+
+    Returns:
+        The course and nbgrader's log.
+    """
+    course = course_with(tmp_path, [HONEST, MISTAKE], settings)
+    (course / "submitted" / MISTAKE / "tiny" / "solution.txt").symlink_to(
+        course / "source" / "tiny" / "tiny.ipynb")
+    (course / "submitted" / "linked-folder").symlink_to(course / "submitted" / HONEST)
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "tiny", "--force"],
+                          cwd=course, env=jupyter_env, capture_output=True, text=True, timeout=900)
+    return course, proc.stdout + proc.stderr
+
+
+def test_a_submitted_folder_with_a_link_is_refused_before_nbgrader_copies(tmp_path, jupyter_env):
+    course, log = _autograde_with_links(tmp_path, jupyter_env, course_autograde_settings())
+    # refused with what is wrong and what to do; nbgrader counts both as failed
+    assert f"{MISTAKE}'s submission" in log and "solution.txt: a symbolic link" in log, log
+    assert "What to do: take" in log and "collect the submission again with the course's Collect" in log
+    assert "linked-folder is a symbolic link, not a folder" in log, log
+    assert f"There was an error processing assignment 'tiny' for student '{MISTAKE}'" in log
+    assert "There was an error processing assignment 'tiny' for student 'linked-folder'" in log
+    # nothing was copied through a link (nbgrader logs every copy as "Copying SRC -> DEST")
+    assert "solution.txt ->" not in log and "linked-folder/tiny/tiny.ipynb" not in log, log
+    assert not (course / "autograded" / MISTAKE / "tiny").exists()
+    assert not (course / "autograded" / "linked-folder" / "tiny").exists()
+    # the honest submission is graded as usual
+    assert autograded_score(gradebook_scores(course, [HONEST])[HONEST]) == AUTOGRADED_POINTS
+
+
+def test_without_the_check_nbgrader_copies_through_the_link(tmp_path, jupyter_env):
+    """The other side: the same settings but the hook, and nbgrader copies the link's target."""
+    _, log = _autograde_with_links(tmp_path, jupyter_env,
+                                   course_autograde_settings(leave_out=("pre_convert_hook",)))
+    assert re.search(rf"Copying \S*{MISTAKE}/tiny/solution.txt -> ", log), log
+    assert "is not graded: it holds what is not a plain file" not in log
+
+
+def test_the_check_stops_everything_when_nbgrader_is_not_its_caller(tmp_path):
+    """Called by anything but nbgrader's converter, a refusal cannot be handed to nbgrader: it stops
+    the caller (an exception nbgrader's hook runner would not swallow) instead of passing silently."""
+    from mnist_grader.nbgrader_autograde import UnsafeSubmissionAbort, refuse_unsafe_submission
+
+    folder = tmp_path / "submitted" / "alice" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "tiny.ipynb").write_text("{}")
+    notebooks = [str(folder / "tiny.ipynb")]
+    assert refuse_unsafe_submission(assignment="tiny", student="*", notebooks=notebooks) is None
+    (folder / "solution.txt").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafeSubmissionAbort, match="solution.txt: a symbolic link"):
+        refuse_unsafe_submission(assignment="tiny", student="*", notebooks=notebooks)
+    assert not issubclass(UnsafeSubmissionAbort, Exception)

@@ -33,7 +33,8 @@ import nbformat
 import pytest
 
 from deploy.course_copy import copy_course
-from tests.grader_course import FIXTURE, needs_bwrap, private_jupyter_dirs, tiny_course  # noqa: F401 (autouse fixture)
+from tests.grader_course import (FIXTURE, needs_bwrap, private_jupyter_dirs,  # noqa: F401 (autouse fixture)
+                                 student_nbgrader, tiny_course)
 from tests.test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,16 +202,6 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
 # the service on the tiny fixture course, one poll at a time
 
 
-def _student_nbgrader(exchange: Path, home: Path, *args: str) -> str:
-    """An nbgrader exchange command as the student (this user), with its own Jupyter folders."""
-    env = dict(os.environ, PATH=f"{VENV / 'bin'}:{os.environ['PATH']}", HOME=str(home),
-               JUPYTER_DATA_DIR=str(home / ".jupyter-data"), JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--course", "tiny_course",
-                           f"--Exchange.root={exchange}"], cwd=home, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"nbgrader {' '.join(args)}: {proc.stderr[-2000:]}"
-    return proc.stderr
-
-
 def test_service_grades_each_new_submission_and_goes_on_after_bad_ones(tmp_path, caplog):
     import getpass
     import logging
@@ -230,7 +221,7 @@ def test_service_grades_each_new_submission_and_goes_on_after_bad_ones(tmp_path,
     done = subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", "tiny"], cwd=course,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    _student_nbgrader(exchange, home, "fetch_assignment", "tiny")
+    student_nbgrader(exchange, home, "fetch_assignment", "tiny")
     examples = example_set(load_course(course), "tiny", load_library(course, "tiny"))
     service = OnSubmitService(load_course(course), "tiny", tmp_path / "scratch")
     released = exchange / "tiny_course" / "feedback"
@@ -246,7 +237,7 @@ def test_service_grades_each_new_submission_and_goes_on_after_bad_ones(tmp_path,
                     cell.source = "There is nothing to divide by: the sum is 0 and so is the count."
         text = notebook if isinstance(notebook, str) else nbformat.writes(notebook)
         (home / "tiny" / "tiny.ipynb").write_text(text)
-        _student_nbgrader(exchange, home, "submit", "tiny")
+        student_nbgrader(exchange, home, "submit", "tiny")
 
     # A broken notebook: the reason in the log, nothing released.
     submit('{"cells": [ not a notebook')
@@ -260,7 +251,7 @@ def test_service_grades_each_new_submission_and_goes_on_after_bad_ones(tmp_path,
     submit(examples["example-reference"])
     [outcome] = service.run_once()
     assert outcome.released and (outcome.score, outcome.max_score) == (5.0, 5.0), outcome
-    _student_nbgrader(exchange, home, "fetch_feedback", "tiny")
+    student_nbgrader(exchange, home, "fetch_feedback", "tiny")
     [page_path] = (home / "tiny" / "feedback").glob("*/tiny.html")
     page = page_path.read_text()
     assert "(Score: 5.0 / 5.0)" in _header(page) and "1 points await hand grading" in _header(page)

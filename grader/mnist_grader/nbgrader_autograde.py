@@ -14,10 +14,15 @@ wrote, one per call, and nbgrader writes them where they already are. The list h
 in the real course (the scratch course restores cells from a gradebook without hidden tests), so
 no hidden test is ever put into a notebook here.
 
-What this cannot change: before any configurable step, nbgrader copies the student's other files
-(not the notebooks) into ``autograded/`` as the instructor, following links. This step removes them
-again (the sandboxed grader publishes notebooks and the timestamp only, and flags the links), but
-the copy has happened: a link to a huge or endless file (``/dev/zero``) fills the disk there.
+Before any autograde step, nbgrader copies the student's other files (not the notebooks) into
+``autograded/`` as the instructor, following links (``init_assignment``): a link to the source
+notebook would be copied, one to ``/dev/zero`` would fill the disk. nbgrader calls its
+``pre_convert_hook`` just before that copy, so the course's ``nbgrader_config.py`` names
+``refuse_unsafe_submission`` there: a submitted folder holding anything but plain files and folders
+(``mnist_grader.grading.intake.check_submission``, intake's rules) is refused with the reason and
+nothing of it is copied; the other students are graded. (The course's Collect never puts a link into
+``submitted/``; a folder filled some other way can hold one.) Afterwards this step removes what
+nbgrader copied anyway (the sandboxed grader publishes notebooks and the timestamp only).
 ``python -m mnist_grader autograde`` never follows a link (``mnist_grader.grading.intake``).
 
 The scratch course's own ``nbgrader_config.py`` sets the preprocessor lists back to nbgrader's
@@ -25,7 +30,9 @@ executing ones (``mnist_grader.grading.pool``), so the sandboxed run never calls
 """
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +42,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Float, Int
 
 from mnist_grader.course import CourseError, load_course
+from mnist_grader.grading.intake import IntakeError, check_submission
 
 #: what the course's nbgrader_config.py sets (as strings: no import while the config loads)
 SANITIZE_PREPROCESSORS: list[str] = []
@@ -47,6 +55,83 @@ QUIET_SERVER_LOGGING = {"loggers": {"ServerApp": {"level": "INFO"}}}
 
 class SandboxedGradingError(Exception):
     """The sandboxed grader could not grade a submission; nbgrader reports it as a failed autograde."""
+
+
+class UnsafeSubmissionError(Exception):
+    """A submitted folder holds more than plain files and folders; that student is not graded."""
+
+
+class UnsafeSubmissionAbort(BaseException):
+    """``UnsafeSubmissionError`` where nbgrader's converter could not be found: nbgrader swallows an
+    ordinary exception from its pre-convert hook, so this one stops the whole run instead."""
+
+
+def refuse_unsafe_submission(assignment: str, student: str, notebooks: list[str]) -> None:
+    """nbgrader's ``Autograde.pre_convert_hook``: refuse a submitted folder before nbgrader copies it
+    if it holds anything but plain files and folders (a link, a device, a FIFO, a hard link...).
+
+    nbgrader calls the hook for each submission just before ``init_assignment`` (the copy, following
+    links) and logs what the hook raises at INFO and goes on. So the refusal goes to the hook's
+    caller, nbgrader's converter: its ``init_assignment`` for this submission raises
+    ``UnsafeSubmissionError`` instead of copying, which nbgrader reports as a failed submission
+    before it goes on with the next student.
+
+    Args (nbgrader passes them as keywords):
+        assignment, student: nbgrader's ``CourseDirectory`` ids (``*`` when grading everybody).
+        notebooks: the submission's notebooks, in ``submitted/<student>/<assignment>/``.
+
+    Raises:
+        UnsafeSubmissionAbort: the folder is refused and nbgrader's converter was not found.
+    """
+    if not notebooks:
+        return
+    folder = Path(os.path.abspath(notebooks[0])).parent
+    try:
+        problems = check_submission(folder.parent.parent, [folder.parent.name, folder.name]).refused
+    except (IntakeError, OSError) as exc:
+        problems = [str(exc)]
+    if not problems:
+        return
+    owner, submitted = folder.parent.name, folder.parent.parent
+    message = (f"{owner}'s submission {folder} is not graded: it holds what is not a plain file or "
+               f"folder, and nbgrader's autograde would copy it as the instructor, following links:\n"
+               + "\n".join(f"  - {line}" for line in problems) +
+               f"\nWhat to do: take {owner}'s folder out of {submitted} (where it is a link, remove "
+               f"the link, not what it points to), collect the submission again with the course's "
+               f"Collect (Formgrader's Collect or `nbgrader collect`, with nbgrader_config.py's "
+               f"c.ExchangeFactory.collect), which leaves links out, and autograde it again.")
+    converter = _converter_calling(notebooks)
+    if converter is None:
+        raise UnsafeSubmissionAbort(message)
+    converter.log.error("%s", message)
+    _refuse_next_copy(converter, UnsafeSubmissionError(
+        f"{owner}'s submission was refused before nbgrader copied it: see the error above"))
+
+
+def _converter_calling(notebooks: list[str]):
+    """nbgrader's converter whose ``run_pre_convert_hook`` is calling the hook (it passes its own
+    ``notebooks`` list), or None."""
+    from nbgrader.converters.base import BaseConverter
+
+    frame = sys._getframe(2)  # refuse_unsafe_submission's caller
+    for _ in range(4):
+        if frame is None:
+            return None
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, BaseConverter) and caller.notebooks is notebooks:
+            return caller
+        frame = frame.f_back
+    return None
+
+
+def _refuse_next_copy(converter, error: Exception) -> None:
+    """Make the converter's next ``init_assignment`` (the one nbgrader calls right after the hook)
+    raise ``error`` instead of copying; the one after is nbgrader's own again."""
+    def refuse(assignment_id: str, student_id: str) -> None:
+        del converter.init_assignment
+        raise error
+
+    converter.init_assignment = refuse
 
 
 @dataclass

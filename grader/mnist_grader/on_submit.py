@@ -6,8 +6,8 @@ folder every ``poll_seconds``. For every student whose latest complete submissio
 ``<student>+<assignment>+<timestamp>[+<random>]`` folder with its ``submission_secret.txt``, the
 last file ``nbgrader submit`` writes) is newer than what was handled before, it
 
-1. checks that the folder belongs to that student's Unix user (a student can create a folder named
-   after somebody else in the write-only inbound; nbgrader's collect only warns) and collects it into
+1. checks that the folder belongs to that student's Unix user (``mnist_grader.grading.inbound``: a
+   student can create a folder named after somebody else in the write-only inbound) and collects it into
    ``submitted/<student>/<assignment>`` with ``mnist_grader.grading.intake`` (links, devices, FIFOs are never
    followed: the student wrote that folder);
 2. grades it with the course's sandboxed grader (``mnist_grader.grading``: the student's kernel in
@@ -41,7 +41,6 @@ import datetime
 import json
 import logging
 import os
-import pwd
 import shutil
 import signal
 import stat
@@ -54,8 +53,8 @@ from pathlib import Path
 from typing import Iterator
 
 from mnist_grader.course import Course, CourseError, load_course
-from mnist_grader.grading.intake import IntakeError, IntakeLimits, copy_submission
-from mnist_grader.grading.student_ids import student_id_problem
+from mnist_grader.grading.inbound import InboundSubmission, parse_inbound_name, submission_problem
+from mnist_grader.grading.intake import IntakeError, IntakeLimits, replace_with_copy
 
 log = logging.getLogger("mnist_grader.on_submit")
 
@@ -64,15 +63,6 @@ STATE_FILE = ".on_submit.json"
 COMPLETE_MARKER = "submission_secret.txt"
 #: a marker never longer than this (nbgrader writes 128 hex digits) is read; anything else is refused
 MAX_MARKER_BYTES = 1024
-
-
-@dataclass(frozen=True)
-class InboundSubmission:
-    """One folder in the exchange's inbound: who, which assignment, when."""
-
-    student: str
-    name: str  # the folder's name in inbound
-    timestamp: datetime.datetime
 
 
 @dataclass
@@ -95,19 +85,6 @@ def inbound_folder(course: Course) -> Path:
     return Path(root) / course.course_id / "inbound"
 
 
-def _parse(name: str, assignment: str) -> InboundSubmission | None:
-    """Read a folder name ``<student>+<assignment>+<timestamp>[+<random>]`` (nbgrader's submit)."""
-    from nbgrader.utils import parse_utc
-
-    for parts in (name.rsplit("+", 3), name.rsplit("+", 2)):  # with nbgrader's random part, without
-        if len(parts) >= 3 and parts[0] and parts[1] == assignment:
-            try:
-                return InboundSubmission(student=parts[0], name=name, timestamp=parse_utc(parts[2]))
-            except (ValueError, OverflowError, TypeError):
-                continue
-    return None
-
-
 def _complete(inbound: Path, name: str) -> bool:
     """Whether ``nbgrader submit`` has finished writing the folder (its last file is there)."""
     try:
@@ -125,37 +102,12 @@ def latest_submissions(inbound: Path, assignment: str) -> dict[str, InboundSubmi
     except FileNotFoundError:
         return latest
     for name in names:
-        found = _parse(name, assignment)
+        found = parse_inbound_name(name, assignment)
         if found is None or not _complete(inbound, name):
             continue
         if found.student not in latest or found.timestamp > latest[found.student].timestamp:
             latest[found.student] = found
     return latest
-
-
-def ownership_problem(inbound: Path, submission: InboundSubmission) -> str:
-    """Why the folder may not be taken as the named student's work, or "" when it may.
-
-    The folder must be a real folder (not a link) owned by the Unix user of the student's name.
-    """
-    try:
-        info = os.stat(inbound / submission.name, follow_symlinks=False)
-    except OSError as exc:
-        return f"the inbound folder cannot be read ({exc.strerror})"
-    if not stat.S_ISDIR(info.st_mode):
-        return "the inbound entry is not a folder (a link or a file): refused"
-    try:
-        uid = pwd.getpwnam(submission.student).pw_uid
-    except KeyError:
-        return f"names the student {submission.student!r}, who is no user of this machine: refused"
-    if info.st_uid != uid:
-        try:
-            owner = pwd.getpwuid(info.st_uid).pw_name
-        except KeyError:
-            owner = f"uid {info.st_uid}"
-        return (f"claims to be by {submission.student} but belongs to {owner}: refused (a submission "
-                f"in another student's name)")
-    return ""
 
 
 def unreadable_notebooks(folder: Path) -> list[str]:
@@ -229,15 +181,7 @@ def collect(course: Course, assignment: str, submission: InboundSubmission,
     """
     final = course.folder("submitted", assignment, submission.student)
     final.parent.mkdir(parents=True, exist_ok=True)
-    incoming = final.parent / f".{assignment}.incoming"
-    shutil.rmtree(incoming, ignore_errors=True)
-    try:
-        report = copy_submission(inbound_folder(course), [submission.name], incoming, limits)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(incoming, final)
-    finally:
-        shutil.rmtree(incoming, ignore_errors=True)
-    return report.refused
+    return replace_with_copy(inbound_folder(course), [submission.name], final, limits).refused
 
 
 def give_to_owner(path: Path, uid: int, gid: int, recursive: bool = True) -> None:
@@ -333,8 +277,7 @@ class OnSubmitService:
             outcome = Outcome(student=submission.student, name=submission.name)
             outcomes.append(outcome)
             log.info("new submission from %s: %s", submission.student, submission.name)
-            problem = student_id_problem(submission.student) or \
-                ownership_problem(inbound_folder(self.course), submission)
+            problem = submission_problem(inbound_folder(self.course), submission)
             if not problem:
                 try:
                     outcome.flags = [f"left out {line}" for line in

@@ -14,7 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mnist_grader.grading.intake import IntakeError, IntakeLimits, copy_submission
+from mnist_grader.grading.intake import (IntakeError, IntakeLimits, check_submission, copy_submission,
+                                        replace_with_copy)
 
 
 def submission(tmp_path: Path) -> Path:
@@ -120,6 +121,46 @@ def test_device_files_are_refused(tmp_path):
     assert report.refused == ["zero: a character device: refused, only regular files and folders "
                               "are graded"]
     assert not (dest / "zero").exists()
+
+
+def test_check_reports_what_the_copy_leaves_out_and_copies_nothing(tmp_path):
+    folder = submission(tmp_path)
+    os.symlink("/etc/passwd", folder / "data" / "link")
+    os.mkfifo(folder / "pipe")
+    (tmp_path / "outside.txt").write_text("someone else's file")
+    os.link(tmp_path / "outside.txt", folder / "hard.txt")
+    (folder / ".ipynb_checkpoints").mkdir()  # the copy never takes it; the check looks inside
+    os.symlink("/etc/passwd", folder / ".ipynb_checkpoints" / "hw-checkpoint.ipynb")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    checked = check_submission(tmp_path / "submitted", ["alice", "hw"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    _, copied = take(tmp_path)
+    assert checked.refused == [".ipynb_checkpoints/hw-checkpoint.ipynb: a symbolic link (to "
+                               "'/etc/passwd'): refused, links are never followed"] + copied.refused
+    assert len(copied.refused) == 3
+    assert (checked.files, checked.bytes) == (copied.files + 1, copied.bytes)  # + the checkpoints folder
+
+
+def test_check_of_an_honest_submission_finds_nothing(tmp_path):
+    submission(tmp_path)
+    assert check_submission(tmp_path / "submitted", ["alice", "hw"]).refused == []
+    os.symlink("alice", tmp_path / "submitted" / "eve")
+    with pytest.raises(IntakeError, match="eve is a symbolic link"):
+        check_submission(tmp_path / "submitted", ["eve", "hw"])
+
+
+def test_replace_with_copy_replaces_an_older_copy_only_once_the_new_one_is_whole(tmp_path):
+    submission(tmp_path)
+    dest = tmp_path / "collected"
+    dest.mkdir()
+    (dest / "old.ipynb").write_text("the older submission")
+    report = replace_with_copy(tmp_path / "submitted", ["alice", "hw"], dest)
+    assert report.refused == [] and sorted(os.listdir(dest)) == ["data", "hw.ipynb"]
+    os.symlink("alice", tmp_path / "submitted" / "eve")
+    with pytest.raises(IntakeError):
+        replace_with_copy(tmp_path / "submitted", ["eve", "hw"], dest)
+    assert sorted(os.listdir(dest)) == ["data", "hw.ipynb"]  # the failed copy changed nothing
+    assert sorted(os.listdir(tmp_path)) == ["collected", "submitted"]  # and left nothing behind
 
 
 def test_caps_on_bytes_files_and_depth(tmp_path):

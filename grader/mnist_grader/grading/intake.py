@@ -10,10 +10,14 @@ descriptors and ``O_NOFOLLOW`` opens, so no path is ever resolved through a link
 regular files (one name each) and folders. Everything else is left out and reported, with its path
 relative to the submission, so the grader can flag the submission for a human while the rest is
 graded. Caps on total bytes, file count and depth keep one submission from filling the disk.
+
+``check_submission`` applies the same rules without copying: it says what ``copy_submission`` would
+leave out, for a folder another program (nbgrader's autograde) is about to copy itself.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +116,62 @@ def copy_submission(base: Path, parts: list[str], dest: Path,
     try:
         root_dev = os.fstat(root_fd).st_dev
         os.mkdir(dest, 0o755)
-        _copy_folder(root_fd, dest, "", 0, root_dev, limits, report)
+        _walk(root_fd, dest, "", 0, root_dev, limits, report)
+    finally:
+        os.close(root_fd)
+    return report
+
+
+def replace_with_copy(base: Path, parts: list[str], dest: Path,
+                      limits: IntakeLimits | None = None) -> IntakeReport:
+    """``copy_submission`` into a hidden sibling of ``dest``, then move it into ``dest``'s place.
+
+    An older copy in ``dest`` is replaced only once the new one is whole, and a failed copy leaves
+    nothing behind.
+
+    Args:
+        base, parts, limits: as for ``copy_submission``.
+        dest: where the copy goes (replaced if it exists); its parent must exist.
+
+    Returns:
+        What was copied and what was refused.
+
+    Raises:
+        IntakeError: the submission folder itself is a link or not a folder.
+    """
+    incoming = dest.parent / f".{dest.name}.incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    try:
+        report = copy_submission(base, parts, incoming, limits)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(incoming, dest)
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    return report
+
+
+def check_submission(base: Path, parts: list[str], limits: IntakeLimits | None = None) -> IntakeReport:
+    """What ``copy_submission`` would leave out of the folder ``base/parts...``, copying nothing.
+
+    The rules are the copy's, with one difference: Jupyter's bookkeeping folders (``IGNORED_NAMES``)
+    are looked into too, because the program that copies next may be configured to take them.
+
+    Args:
+        base: a trusted folder (the course's submitted folder).
+        parts: path components below ``base`` (student id, assignment id), none of them a link.
+        limits: caps (defaults: ``IntakeLimits()``).
+
+    Returns:
+        The files and bytes a copy would take, and one line per entry it would leave out.
+
+    Raises:
+        IntakeError: the submission folder itself is a link or not a folder.
+    """
+    limits = limits or IntakeLimits()
+    report = IntakeReport()
+    root_fd = open_folder_nofollow(base, parts)
+    try:
+        _walk(root_fd, None, "", 0, os.fstat(root_fd).st_dev, limits, report)
     finally:
         os.close(root_fd)
     return report
@@ -134,11 +193,13 @@ def _entries(fd: int) -> list[str]:
     return sorted(names, key=lambda n: (not n.endswith(".ipynb"), n))
 
 
-def _copy_folder(fd: int, dest: Path, rel: str, depth: int, root_dev: int, limits: IntakeLimits,
-                 report: IntakeReport) -> None:
+def _walk(fd: int, dest: Path | None, rel: str, depth: int, root_dev: int, limits: IntakeLimits,
+          report: IntakeReport) -> None:
+    """Copy the folder ``fd`` into ``dest`` by the rules, or, with ``dest`` None, only count and
+    report what a copy would take and leave out."""
     for name in _entries(fd):
         path = f"{rel}{name}"
-        if name in IGNORED_NAMES:
+        if name in IGNORED_NAMES and dest is not None:
             continue
         try:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -160,10 +221,15 @@ def _copy_folder(fd: int, dest: Path, rel: str, depth: int, root_dev: int, limit
                     report.refused.append(f"{path}: changed while it was read")
                     continue
                 report.files += 1
-                os.mkdir(dest / name, 0o755)
-                _copy_folder(child, dest / name, f"{path}/", depth + 1, root_dev, limits, report)
+                if dest is not None:
+                    os.mkdir(dest / name, 0o755)
+                _walk(child, None if dest is None else dest / name, f"{path}/", depth + 1, root_dev,
+                      limits, report)
             finally:
                 os.close(child)
+        elif dest is None:
+            report.files += 1
+            report.bytes += info.st_size
         else:
             why = _copy_file(fd, name, info, dest / name, limits, report)
             if why:

@@ -18,16 +18,17 @@ import unicodedata
 _GLOB_CHARACTERS = "*?["
 
 
-def student_id_problem(student: str) -> str:
+def student_id_problem(student: str,
+                       rename: str = "rename the folder in submitted/ and grade again") -> str:
     """Why ``student`` cannot be graded as a student id, or "" when it can.
 
     Args:
         student: the name of a folder in the course's submitted folder.
+        rename: what to do about it, the end of the sentence (the default fits submitted/).
 
     Returns:
         A sentence saying what is wrong and what to do; "" for a usable id.
     """
-    rename = "rename the folder in submitted/ and grade again"
     if not student or student.strip() != student:
         return (f"the folder name {student!r} starts or ends with white space, which nbgrader "
                 f"strips (it would look for another folder): {rename}")

@@ -115,6 +115,7 @@ HUB_STUDENTS ?= 2
 HUB_PORT ?= 0
 HUB_ON_SUBMIT ?= 0
 HUB_STUDENT_ENV ?= $(HUB_DIR)/student-env
+HUB_INSTRUCTOR_ENV ?= $(HUB_DIR)/instructor-env
 NODE_DIR ?= build/node
 PROXY := $(NODE_DIR)/node_modules/.bin/configurable-http-proxy
 
@@ -129,7 +130,7 @@ $(NODE_DIR)/.installed: hub/package.json hub/package-lock.json
 
 hub: $(STAMP) $(NODE_DIR)/.installed  ## JupyterHub on 127.0.0.1 with an instructor and students as Unix users (root; HUB_PORT=0: free port; HUB_ON_SUBMIT=1: autograde each submission)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m deploy hub start --hub-dir "$(HUB_DIR)" \
-		--env "$(HUB_STUDENT_ENV)" --proxy "$(PROXY)" --prefix "$(HUB_PREFIX)" \
+		--env "$(HUB_STUDENT_ENV)" --instructor-env "$(HUB_INSTRUCTOR_ENV)" --proxy "$(PROXY)" --prefix "$(HUB_PREFIX)" \
 		--students $(HUB_STUDENTS) --port $(HUB_PORT) $(if $(filter 1,$(HUB_ON_SUBMIT)),--on-submit)
 
 hub-stop:  ## stop the hub by its PID (users and homes stay)

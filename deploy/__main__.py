@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment", default=DEFAULT_ASSIGNMENT)
     p.add_argument("--hub-dir", type=Path, required=True, help="the hub's state folder")
     p.add_argument("--env", type=Path, help="the student environment (start only)")
+    p.add_argument("--instructor-env", type=Path,
+                   help="the instructor's environment (start only; default: HUB_DIR/instructor-env)")
     p.add_argument("--prefix", default="mnistc-", help="prefix of the Unix user names (start only)")
     p.add_argument("--students", type=int, default=2, help="number of student users")
     p.add_argument("--port", type=int, default=0, help="public port (0: a free one)")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     hub_dir=args.hub_dir, course_root=course.root, assignment=args.assignment,
                     course_id=course.course_id, env=args.env,
                     proxy=args.proxy, prefix=args.prefix, n_students=args.students,
-                    port=args.port, on_submit=args.on_submit)
+                    port=args.port, on_submit=args.on_submit, instructor_env=args.instructor_env)
                 build_student_env(Path(settings.env), extra_pins=hub.users_env_pins())
                 hub.start(settings)
             elif args.action == "stop":

@@ -92,11 +92,13 @@ class HubSettings:
     @classmethod
     def create(cls, hub_dir: Path, course_root: Path, assignment: str, course_id: str,
                env: Path, proxy: Path, prefix: str, n_students: int, port: int,
-               on_submit: bool = False) -> "HubSettings":
+               on_submit: bool = False, instructor_env: Path | None = None) -> "HubSettings":
         """New settings: user names from ``prefix`` and free ports. ``env`` is the users' Python
         environment (``deploy.student_env``): the course's own .venv may rest on an interpreter
         other users cannot run, and holds the instructor tools. ``on_submit``: also grade each
-        submission as it arrives (``mnist_grader.on_submit``)."""
+        submission as it arrives (``mnist_grader.on_submit``). ``instructor_env``: where the
+        instructor's environment is built (``deploy.instructor_env``; default: ``hub_dir/instructor-env``,
+        removed with the hub; one kept elsewhere is brought up to date, not built again)."""
         if not prefix or not prefix.replace("-", "").isalnum() or not prefix[0].isalpha():
             raise HubError(f"user name prefix {prefix!r}: use letters, digits and '-', starting with a letter")
         if n_students < 1:
@@ -111,7 +113,7 @@ class HubSettings:
                        instructor=f"{prefix}instructor", students=students,
                        port=port or free_port(), hub_port=free_port(), proxy_api_port=free_port(),
                        mnist_root=os.environ.get("MNIST_ROOT"),
-                       instructor_env=str((hub_dir / "instructor-env").resolve()))
+                       instructor_env=str((instructor_env or hub_dir / "instructor-env").resolve()))
         if on_submit:
             # As root from the course's environment, like the hub: the grader runs each student's
             # kernel as a uid of its own; its log stays in the private state folder (scores). The

@@ -11,13 +11,18 @@ neither a student nor a sandboxed kernel, which sees the environment but not the
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from deploy.student_env import REPO, StudentEnvError, _run, build_student_env
+from deploy.student_env import REPO, STAMP as STUDENT_STAMP, StudentEnvError, _run, build_student_env
 
 INSTRUCTOR_REQUIREMENTS = REPO / "requirements" / "instructor.txt"
 # editable installs of grader/ (its pyproject) are built by a setuptools this recent
 SETUPTOOLS = "setuptools>=77"
+# the instructor's pins installed there, by digest: unchanged pins are not resolved again (pip takes
+# 15-20 s to find them all satisfied), so a hub started again, or the next one the tests start, is
+# quicker
+STAMP = ".instructor-pins-installed"
 
 
 def build_instructor_env(env_dir: Path, grader_dir: Path) -> Path:
@@ -39,7 +44,13 @@ def build_instructor_env(env_dir: Path, grader_dir: Path) -> Path:
 
     env_bin = build_student_env(env_dir, extra_pins=users_env_pins())
     pip = [str(env_bin / "python"), "-m", "pip", "install", "-q"]
-    _run(pip + ["-r", str(INSTRUCTOR_REQUIREMENTS), SETUPTOOLS], "installing the instructor's pins")
+    stamp = env_dir / STAMP
+    # (with the students' pins' digest: when those were installed again, so are these)
+    digest = hashlib.sha256(INSTRUCTOR_REQUIREMENTS.read_bytes() + SETUPTOOLS.encode()
+                            + (env_dir / STUDENT_STAMP).read_bytes()).hexdigest()
+    if not stamp.is_file() or stamp.read_text().strip() != digest:
+        _run(pip + ["-r", str(INSTRUCTOR_REQUIREMENTS), SETUPTOOLS], "installing the instructor's pins")
+        stamp.write_text(digest + "\n")
     _run(pip + ["--no-deps", "--no-build-isolation", "-e", str(grader_dir)],
          "installing the grader (mnist_grader)")
     return env_bin

@@ -13,7 +13,7 @@ machine's load. Removes the hub, its users and the copy at the end.
     python benchmarks/bench_on_submit.py --rounds 5
 
 Needs root, node/npm (the hub's proxy in build/node: `make build/node/.installed`), bubblewrap, the
-student environment (build/student-env; built when missing, about 2 minutes) and MNIST ($MNIST_ROOT).
+student environment (build/student-env; built when missing, about 2 minutes), the instructor's (build/instructor-env, likewise) and MNIST ($MNIST_ROOT).
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def main() -> int:
     settings = hub.HubSettings.create(hub_dir=base / "hub", course_root=course, assignment=ASSIGNMENT,
                                       course_id=load_course(course).course_id, env=env, proxy=proxy,
                                       prefix=f"bos{uuid.uuid4().hex[:5]}-", n_students=2, port=0,
-                                      on_submit=True)
+                                      on_submit=True, instructor_env=REPO / "build" / "instructor-env")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}; "
           f"load average before: {_load()}")
     latencies: list[float] = []

@@ -25,6 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
 # The users' environment takes about 2 minutes to build: shared by the hub tests, kept in build/.
 STUDENT_ENV = REPO / "build" / "student-env"
+# The instructor's (the users' + the grader, about 80 s): shared too; each hub installs its own
+# course copy's grader into it (deploy.instructor_env).
+INSTRUCTOR_ENV = REPO / "build" / "instructor-env"
 NODE_DIR = REPO / "build" / "node"
 
 
@@ -72,7 +75,8 @@ class HubCourse:
 
     @property
     def make_vars(self) -> tuple[str, ...]:
-        return (f"HUB_DIR={self.hub_dir}", f"HUB_STUDENT_ENV={STUDENT_ENV}", f"NODE_DIR={NODE_DIR}")
+        return (f"HUB_DIR={self.hub_dir}", f"HUB_STUDENT_ENV={STUDENT_ENV}",
+                f"HUB_INSTRUCTOR_ENV={INSTRUCTOR_ENV}", f"NODE_DIR={NODE_DIR}")
 
     @property
     def settings(self) -> dict:
@@ -95,9 +99,9 @@ class HubCourse:
                 pass
         return found
 
-    def start(self) -> str:
-        """`make hub` with this copy's unique prefix; returns its output."""
-        return make(self.course, "hub", f"HUB_PREFIX={self.prefix}", *self.make_vars)
+    def start(self, *extra: str) -> str:
+        """`make hub` with this copy's unique prefix (and ``extra`` make variables); returns its output."""
+        return make(self.course, "hub", f"HUB_PREFIX={self.prefix}", *self.make_vars, *extra)
 
     def clean(self) -> str:
         """`make hub-clean`; returns its output."""

@@ -24,48 +24,28 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from deploy.course_copy import copy_course
 from tests.grader_course import (FIXTURE, needs_bwrap, private_jupyter_dirs,  # noqa: F401 (autouse fixture)
                                  student_nbgrader, tiny_course)
+from tests.hub_course import check_prerequisites, new_hub_course
 from tests.test_feedback import hidden_test_lines, leaks
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)
-STUDENT_ENV = REPO / "build" / "student-env"  # shared with tests/test_hub.py and the browser tests
-NODE_DIR = REPO / "build" / "node"
 ASSIGNMENT = "mnist_mlp"
 MISTAKE = "mistake-softmax-overflow"  # loses the softmax points, nothing else
 # generous: grading runs on two shared cores (the figure is in BENCHMARKS.md, from the benchmark)
 RELEASE_TIMEOUT_S = 420
 
 
-def _skip_or_fail(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def _make(course: Path, *args: str, timeout_s: float = 900) -> str:
-    proc = subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", *args], cwd=course,
-                          capture_output=True, text=True, timeout=timeout_s)
-    assert proc.returncode == 0, f"make {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
 @pytest.fixture(scope="module")
 def prerequisites():
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
-        _skip_or_fail("the hub creates Unix users: it needs root and useradd")
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        _skip_or_fail("the hub's proxy is an npm package: install node and npm")
+    check_prerequisites()
     needs_bwrap()  # grading on submit runs the sandboxed grader
 
 
@@ -109,15 +89,10 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
     from mnist_grader.library import load_library
     from nbgrader.api import Gradebook
 
-    base = Path(tempfile.mkdtemp(prefix="mnist-onsubmit-test-"))
-    base.chmod(0o755)  # the hub's users walk through it to their homes
-    course, hub_dir = base / "course", base / "hub"
-    copy_course(REPO, course)
-    (course / ".venv").symlink_to(VENV)
-    prefix = f"mos{uuid.uuid4().hex[:5]}-"  # unique: tests share the machine
-    make_vars = (f"HUB_DIR={hub_dir}", f"HUB_STUDENT_ENV={STUDENT_ENV}", f"NODE_DIR={NODE_DIR}")
+    hub = new_hub_course()
+    hub_dir, base = hub.hub_dir, hub.base
     try:
-        print(_make(course, "hub", "HUB_ON_SUBMIT=1", f"HUB_PREFIX={prefix}", *make_vars))
+        print(hub.start("HUB_ON_SUBMIT=1"))
         settings = HubSettings.load(hub_dir)
         good, other = settings.students
         _wait_for("the service watching the inbound folder", lambda: "watching" in _service_log(hub_dir), hub_dir,
@@ -147,7 +122,7 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
         assert not re.search(r"Written response</a>\s*\(Score", page), "the written answer has a score before a grader saw it"
         # (a hidden test's line that the student's own code also has, such as model.eval(), is no leak)
         own = nbformat.writes(examples["example-reference"][ASSIGNMENT])
-        secrets = [line for line in hidden_test_lines(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+        secrets = [line for line in hidden_test_lines(hub.course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
                    if json.dumps(line)[1:-1] not in own]
         leaked = leaks(html.unescape(page), secrets)
         assert not leaked, f"hidden tests in the early feedback: {leaked[:3]}"
@@ -190,11 +165,10 @@ def test_submissions_are_graded_on_arrival_and_only_the_autograded_part_is_relea
         assert "(Score: 33.0 / 34.0)" in _header(final), _header(final)
         assert "Awaiting hand grading" not in final
     finally:
-        clean_out = _make(course, "hub-clean", *make_vars)
-        print(clean_out)
+        print(hub.clean())
         left = [p for p in Path("/proc").glob("[0-9]*/cmdline")
                 if b"mnist_grader.on_submit" in _read(p) and str(hub_dir).encode() in _read(p)]
-        shutil.rmtree(base, ignore_errors=True)
+        hub.discard()
     assert not left, f"the service outlived make hub-clean: {left}"
 
 

@@ -5,6 +5,7 @@ Everything here comes from the course's own ``nbgrader_config.py`` through nbgra
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,15 @@ class Course:
         if not submitted.is_dir():
             return []
         return sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
+
+    def student_config(self, assignment: str, student: str) -> Config:
+        """A copy of the course's config with nbgrader's ids set to one student's submission, for
+        nbgrader steps run in this process (the course's own config is never changed: its sections
+        are shared objects)."""
+        config = copy.deepcopy(self.config)
+        config.CourseDirectory.assignment_id = assignment
+        config.CourseDirectory.student_id = student
+        return config
 
     @property
     def gradebook_path(self) -> Path:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import dataclasses
 import datetime
 import json
@@ -227,9 +226,7 @@ def release_feedback(course: Course, assignment: str, student: str) -> None:
     from nbgrader.exchange import ExchangeError
     from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 
-    config = copy.deepcopy(course.config)  # its sections are shared objects: never change the course's
-    config.CourseDirectory.assignment_id = assignment
-    config.CourseDirectory.student_id = student
+    config = course.student_config(assignment, student)
     coursedir = CourseDirectory(config=config)
     owner = course.root.stat()
     try:
@@ -297,7 +294,7 @@ class OnSubmitService:
 
     def _grade_and_release(self, batch: list[tuple[InboundSubmission, Outcome]]) -> None:
         from mnist_grader.grading.pool import grade_assignment
-        from mnist_grader.feedback import generate_feedback
+        from mnist_grader.feedback import write_student_feedback
 
         students = [submission.student for submission, _ in batch]
         options = dataclasses.replace(self.options,
@@ -327,8 +324,8 @@ class OnSubmitService:
                 outcome.flags += result.flags
                 try:
                     started = time.monotonic()
-                    generate_feedback(self.course, self.assignment, students=[submission.student],
-                                      autograded_part_only=True)
+                    write_student_feedback(self.course, self.assignment, submission.student,
+                                           autograded_part_only=True)
                     outcome.seconds["feedback"] = time.monotonic() - started
                     release_feedback(self.course, self.assignment, submission.student)
                     outcome.seconds["release"] = time.monotonic() - started - outcome.seconds["feedback"]

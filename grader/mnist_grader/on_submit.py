@@ -310,8 +310,9 @@ class OnSubmitService:
                 self._done(submission)
             self._give_back(students)
             return
+        graded_in = time.monotonic() - started  # the batch's, for each of its submissions
         for submission, outcome in batch:
-            outcome.seconds["grading"] = time.monotonic() - started
+            outcome.seconds["grading"] = graded_in
             result = results.get(submission.student)
             if result is None or not result.ok:
                 why = unreadable_notebooks(self.course.folder("submitted", self.assignment, submission.student))
@@ -323,12 +324,13 @@ class OnSubmitService:
             else:
                 outcome.flags += result.flags
                 try:
-                    started = time.monotonic()
+                    written = time.monotonic()
                     write_student_feedback(self.course, self.assignment, submission.student,
                                            autograded_part_only=True)
-                    outcome.seconds["feedback"] = time.monotonic() - started
+                    released = time.monotonic()
+                    outcome.seconds["feedback"] = released - written
                     release_feedback(self.course, self.assignment, submission.student)
-                    outcome.seconds["release"] = time.monotonic() - started - outcome.seconds["feedback"]
+                    outcome.seconds["release"] = time.monotonic() - released
                     outcome.released = True
                     outcome.score, outcome.max_score = autograded_part(
                         self.course, self.assignment, submission.student)

@@ -110,16 +110,7 @@ def copy_submission(base: Path, parts: list[str], dest: Path,
     Raises:
         IntakeError: the submission folder itself is a link or not a folder.
     """
-    limits = limits or IntakeLimits()
-    report = IntakeReport()
-    root_fd = open_folder_nofollow(base, parts)
-    try:
-        root_dev = os.fstat(root_fd).st_dev
-        os.mkdir(dest, 0o755)
-        _walk(root_fd, dest, "", 0, root_dev, limits, report)
-    finally:
-        os.close(root_fd)
-    return report
+    return _walk_submission(base, parts, dest, limits)
 
 
 def replace_with_copy(base: Path, parts: list[str], dest: Path,
@@ -167,11 +158,20 @@ def check_submission(base: Path, parts: list[str], limits: IntakeLimits | None =
     Raises:
         IntakeError: the submission folder itself is a link or not a folder.
     """
+    return _walk_submission(base, parts, None, limits)
+
+
+def _walk_submission(base: Path, parts: list[str], dest: Path | None,
+                     limits: IntakeLimits | None) -> IntakeReport:
+    """Walk the submission folder, copying into ``dest`` (created here) or, with None, only checking."""
     limits = limits or IntakeLimits()
     report = IntakeReport()
     root_fd = open_folder_nofollow(base, parts)
     try:
-        _walk(root_fd, None, "", 0, os.fstat(root_fd).st_dev, limits, report)
+        root_dev = os.fstat(root_fd).st_dev
+        if dest is not None:
+            os.mkdir(dest, 0o755)
+        _walk(root_fd, dest, "", 0, root_dev, limits, report)
     finally:
         os.close(root_fd)
     return report

@@ -42,7 +42,6 @@ from mnist_grader.grading.inbound import InboundSubmission, parse_inbound_name, 
 from mnist_grader.grading.intake import IntakeError, IntakeLimits, replace_with_copy
 
 
-
 class SafeCollect(ExchangeCollect):
     """nbgrader's collect step, with ownership refused rather than warned about and copies through intake."""
 

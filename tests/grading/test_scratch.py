@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
@@ -15,8 +16,8 @@ from nbgrader.api import Gradebook
 from mnist_grader.course import CourseError, load_course
 from mnist_grader.grading.intake import IntakeLimits
 from mnist_grader.grading.sandbox import KernelSettings, Limits
-from mnist_grader.grading.scratch import (KERNEL_NAME, build_scratch_course, template_gradebook,
-                                          write_kernelspec)
+from mnist_grader.grading.scratch import (KERNEL_NAME, MAX_SOCKET_PATH_BYTES, build_scratch_course,
+                                          socket_path_problem, template_gradebook, write_kernelspec)
 from tests.grader_course import FIXTURE, grader_cli, tiny_course
 
 HIDDEN = "BEGIN HIDDEN TESTS"
@@ -84,3 +85,23 @@ def test_kernelspec_starts_the_launcher_with_typed_settings(tmp_path):
     assert spec["argv"][3:] == [str(tmp_path / "kernel-settings.json"), "{connection_file}"]
     loaded = KernelSettings.load(str(tmp_path / "kernel-settings.json"))
     assert loaded.limits == limits and loaded.limits.rlimits()["RLIMIT_NPROC"] == 7
+
+
+def test_a_scratch_folder_too_deep_for_the_kernels_sockets_is_refused_before_grading(tmp_path):
+    # the unit: a usual run folder passes, one 100 bytes deep cannot hold "000/ipc/k-99"
+    assert socket_path_problem(Path("/tmp/grading-abcdefgh"), 50) == ""
+    deep = Path("/tmp") / ("d" * 90) / "grading-abcdefgh"
+    assert "TMPDIR" in socket_path_problem(deep, 1) and f"{MAX_SOCKET_PATH_BYTES} bytes" in socket_path_problem(deep, 1)
+
+    # the real command with TMPDIR that deep: a clear error, nothing graded (nbgrader's own error
+    # would be "File name too long" once per student, after starting each one's grading)
+    course = tiny_course(tmp_path)
+    grader_cli(course, "examples", "--assignment", "tiny", "--only", "example-reference")
+    tmpdir = tmp_path / ("t" * max(1, MAX_SOCKET_PATH_BYTES - len(str(tmp_path))))
+    tmpdir.mkdir()
+    done = grader_cli(course, "autograde", "--assignment", "tiny", "--no-progress", check=False,
+                      env={"TMPDIR": str(tmpdir)})
+    assert done.returncode != 0 and "too long a path" in done.stderr and "TMPDIR" in done.stderr, \
+        done.stdout + done.stderr
+    assert not (course / "autograded").exists() or not any((course / "autograded").iterdir())
+    assert not list(tmpdir.glob("grading-*")), "a scratch folder was made before the refusal"

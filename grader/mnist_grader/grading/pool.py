@@ -34,8 +34,8 @@ from mnist_grader.grading.merge import finish_when_unlocked
 from mnist_grader.grading.recovery import mark_owner, reconcile, remove_dead_runs
 from mnist_grader.grading.sandbox import KernelSettings, Limits, find_bwrap, grader_view
 from mnist_grader.grading.scratch import (build_scratch_course, grader_readonly_paths,
-                                          kernel_readonly_paths, template_gradebook,
-                                          write_kernelspec)
+                                          kernel_readonly_paths, socket_path_problem,
+                                          template_gradebook, write_kernelspec)
 from mnist_grader.grading.student_ids import student_id_problem
 from mnist_grader.grading.supervise import Supervisor, die_with_parent
 from mnist_grader.trusted.hidden import hidden_test_delimiters
@@ -317,7 +317,7 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
 
     Raises:
         CourseError: nothing to grade, the assignment was not released, the gradebook is read-only
-            or stayed locked.
+            or stayed locked, or the scratch folder's path is too long for the kernels' sockets.
     """
     students = students if students is not None else course.students(assignment)
     if not students:
@@ -343,6 +343,11 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
     accepted = [s for s in students if not student_id_problem(s)]
     results = []
     if accepted:
+        # (the run's folder: mkdtemp's "grading-" and 8 characters below the scratch root)
+        problem = socket_path_problem(
+            (options.scratch_root or Path(tempfile.gettempdir())) / "grading-XXXXXXXX", len(accepted))
+        if problem:
+            raise CourseError(problem)
         grader = Grader(course, assignment, options)
         if options.use_sandbox and not grader.bwrap:
             print(BWRAP_MISSING, file=sys.stderr)

@@ -89,6 +89,28 @@ def grader_readonly_paths(course: Course, kernel_paths: list[str]) -> list[str]:
     return sorted(set(kernel_paths + [grader_package]))
 
 
+#: the student's kernel talks over unix sockets, ``<scratch>/ipc/k-<n>`` (``c.KernelManager.ip``
+#: below), and a unix socket path holds at most this many bytes
+MAX_SOCKET_PATH_BYTES = 107
+
+
+def socket_path_problem(run_dir: Path, submissions: int) -> str:
+    """Why the kernels' sockets cannot live below ``run_dir`` (its path is too long), or "".
+
+    Args:
+        run_dir: the grading run's scratch folder (its student folders are ``000``, ``001``, ...).
+        submissions: how many submissions the run grades.
+    """
+    longest = run_dir / f"{max(submissions - 1, 0):03d}" / "ipc" / "k-99"
+    size = len(os.fsencode(str(longest)))
+    if size <= MAX_SOCKET_PATH_BYTES:
+        return ""
+    return (f"the grading scratch folder {run_dir} has too long a path: the student's kernel talks "
+            f"over unix sockets there ({longest}: {size} bytes) and a socket path holds at most "
+            f"{MAX_SOCKET_PATH_BYTES} bytes. Nothing was graded. Set TMPDIR (where grading runs make "
+            f"their scratch folders) to a folder with a shorter path, such as /tmp")
+
+
 def build_scratch_course(course: Course, assignment: str, student: str, scratch: Path,
                          template: Path, intake: IntakeLimits) -> IntakeReport:
     """Make ``scratch/course`` (submission, source files, scratch gradebook, config) and

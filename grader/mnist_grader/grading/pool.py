@@ -31,7 +31,7 @@ from mnist_grader.grading.gradebook_lock import check_writable, wait_until_unloc
 from mnist_grader.grading.intake import IntakeLimits
 from mnist_grader.grading.kernel_launcher import readable_by_all
 from mnist_grader.grading.merge import finish_when_unlocked
-from mnist_grader.grading.recovery import mark_owner, reconcile, remove_dead_runs
+from mnist_grader.grading.recovery import RUN_PREFIX, mark_owner, reconcile, remove_dead_runs
 from mnist_grader.grading.sandbox import KernelSettings, Limits, find_bwrap, grader_view
 from mnist_grader.grading.scratch import (build_scratch_course, grader_readonly_paths,
                                           kernel_readonly_paths, socket_path_problem,
@@ -117,7 +117,7 @@ class Grader:
         root = options.scratch_root
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
-        self.run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir=root))
+        self.run_dir = Path(tempfile.mkdtemp(prefix=RUN_PREFIX, dir=root))
         # locked while this run lives: a later run removes the folder only once this one has ended
         self._owner_lock = mark_owner(self.run_dir)
         self.template = template_gradebook(course, assignment, self.run_dir / "template.db")
@@ -328,7 +328,8 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
     if course.gradebook_path.is_file():
         check_writable(course.gradebook_path)
         wait_until_unlocked(course.gradebook_path, options.gradebook_wait)
-    for folder in remove_dead_runs(options.scratch_root or Path(tempfile.gettempdir())):
+    scratch_root = options.scratch_root or Path(tempfile.gettempdir())
+    for folder in remove_dead_runs(scratch_root):
         print(f"removed {folder}: scratch folder of a grading run that was killed", file=sys.stderr)
     if course.gradebook_path.is_file():
         submitted = set(course.students(assignment))
@@ -343,9 +344,8 @@ def grade_assignment(course: Course, assignment: str, options: GradingOptions,
     accepted = [s for s in students if not student_id_problem(s)]
     results = []
     if accepted:
-        # (the run's folder: mkdtemp's "grading-" and 8 characters below the scratch root)
-        problem = socket_path_problem(
-            (options.scratch_root or Path(tempfile.gettempdir())) / "grading-XXXXXXXX", len(accepted))
+        # (the run's folder will be mkdtemp's: the prefix and 8 characters)
+        problem = socket_path_problem(scratch_root / f"{RUN_PREFIX}XXXXXXXX", len(accepted))
         if problem:
             raise CourseError(problem)
         grader = Grader(course, assignment, options)

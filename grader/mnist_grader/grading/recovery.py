@@ -30,6 +30,8 @@ import psutil
 from mnist_grader.course import Course
 
 OWNER_FILE = "owner"
+#: a grading run's scratch folder is ``<scratch root>/grading-<8 random characters>`` (``mkdtemp``)
+RUN_PREFIX = "grading-"
 STAGING_MARK = ".staging-"
 
 
@@ -76,7 +78,7 @@ def _owner_gone(owner_file: str) -> bool:
     return True
 
 
-def remove_dead_runs(parent: Path, prefix: str = "grading-") -> list[Path]:
+def remove_dead_runs(parent: Path, prefix: str = RUN_PREFIX) -> list[Path]:
     """Remove the scratch run folders in ``parent`` whose owning process is gone.
 
     Folders without an owner mark (not made by this grader, or by an older one) are left alone.
